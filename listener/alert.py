@@ -1,0 +1,89 @@
+"""The alert: what the rule engine decides and the publisher sends, and its v1 JSON payload.
+
+An episode is one stretch of time during which a rule's condition held for one group. Its
+`id` is stable (derived from rule, group key and episode start); each message about it
+(first firing, updates, resolution) carries the next `seq`. Consumers thread on `id` and
+deduplicate on (`id`, `seq`). The JSON Schema is `alerts/alert.schema.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from listener.mention import Mention, format_time, from_ts
+
+SCHEMA_VERSION = 1
+MAX_SAMPLES = 5
+MAX_SAMPLE_TEXT = 500
+
+
+def episode_id(rule_id: str, group_key: str, start_ts: float) -> str:
+    """Stable across restarts and replays: the same episode always gets the same id."""
+    digest = hashlib.sha256(f"{rule_id}\x1f{group_key}\x1f{start_ts:.6f}".encode()).hexdigest()
+    return f"{rule_id}-{digest[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    seq: int
+    rule: str
+    status: str  # "firing" or "resolved"
+    severity: str
+    title: str
+    summary: str
+    group_key: str
+    group: Mapping[str, str]
+    episode_start_ts: float
+    fired_at_ts: float
+    window_start_ts: float
+    window_end_ts: float
+    metrics: Mapping[str, Any]
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    samples: tuple[Mention, ...] = ()
+    top_terms: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    route: str | None = None
+    description: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The alert message v1, as published on MQTT."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "id": self.id,
+            "seq": self.seq,
+            "rule": self.rule,
+            "status": self.status,
+            "severity": self.severity,
+            "title": self.title,
+            "summary": self.summary,
+            "description": self.description,
+            "group": {"key": self.group_key, "values": dict(self.group)},
+            "episode_start": format_time(from_ts(self.episode_start_ts)),
+            "fired_at": format_time(from_ts(self.fired_at_ts)),
+            "window": {
+                "start": format_time(from_ts(self.window_start_ts)),
+                "end": format_time(from_ts(self.window_end_ts)),
+            },
+            "metrics": dict(self.metrics),
+            "conditions": [dict(c) for c in self.conditions],
+            "top_terms": list(self.top_terms),
+            "samples": [sample_payload(m) for m in self.samples[:MAX_SAMPLES]],
+            "labels": dict(self.labels),
+            "route": self.route,
+        }
+
+
+def sample_payload(m: Mention) -> dict[str, Any]:
+    text = m.text if len(m.text) <= MAX_SAMPLE_TEXT else m.text[: MAX_SAMPLE_TEXT - 1] + "…"
+    return {
+        "platform": m.platform,
+        "id": m.id,
+        "url": m.url,
+        "author": m.author,
+        "text": text,
+        "created_at": format_time(m.created_at),
+        "compound": m.compound,
+    }

@@ -1,0 +1,125 @@
+"""The `listener` command: thin wrappers that call the library and turn errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from listener import __version__
+from listener.errors import ConfigError, InputError, ListenerError, Problem, PublishError
+from listener.paths import SHIPPED_RULES
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _problem_printer(stream=sys.stderr) -> Callable[[Problem], None]:  # type: ignore[no-untyped-def]
+    return lambda problem: print(str(problem), file=stream)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from listener.backtest import run_backtest
+    from listener.config import load_config
+    from listener.publish import drain_outbox, parse_broker_url, MqttPublisher
+    from listener.render import alert_text
+    from listener.rules import load_rules
+    from listener.sentiment import SentimentScorer
+
+    lexicon = load_config(args.config).sentiment.lexicon if args.config else {}
+    ruleset = load_rules(args.rules)
+    fmt = args.format
+
+    def show(alert) -> None:  # type: ignore[no-untyped-def]
+        payload = alert.to_payload()
+        if fmt == "jsonl":
+            print(json.dumps(payload, ensure_ascii=False), flush=True)
+        else:
+            print(alert_text(payload) + "\n", flush=True)
+
+    if not Path(args.file).is_file():
+        raise InputError(f"{args.file}: no such file")
+    with tempfile.TemporaryDirectory(prefix="listener-replay-") as tmp:
+        db = args.db or str(Path(tmp) / "replay.db")
+        result, store = run_backtest(args.file, ruleset.rules, db, scorer=SentimentScorer(lexicon),
+                                     on_alert=show, on_problem=_problem_printer())
+        try:
+            if args.broker:
+                settings = parse_broker_url(args.broker, prefix=args.prefix, client_id=f"listener-replay")
+
+                async def publish() -> int:
+                    async with MqttPublisher(settings) as pub:
+                        return await drain_outbox(store, pub)
+
+                sent = asyncio.run(publish())
+                print(f"published {sent} alert messages to {settings.url} under {settings.prefix}/", file=sys.stderr)
+        finally:
+            store.close()
+    for line in result.summary_lines(ruleset.rules):
+        print(line, file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from listener.demo import run_demo
+
+    return run_demo(rules_dir=args.rules, broker=args.broker, prefix=args.prefix, publish=not args.no_publish,
+                    out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="listener",
+        description="social-listener: listens to public social media and raises alerts on MQTT.",
+    )
+    parser.add_argument("--version", action="version", version=f"social-listener {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("replay", help="backtest: run a JSON Lines file of mentions through the rules",
+                       description="Run a replay file (JSON Lines, one mention per line) through the store, "
+                                   "sentiment and rules in event time and print the alerts that fire.")
+    p.add_argument("file", help="replay file: one mention (JSON object) per line")
+    p.add_argument("--rules", nargs="+", required=True, metavar="PATH", help="rule files or directories")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text", help="how to print alerts (default text)")
+    p.add_argument("--broker", metavar="URL", help="also publish the alerts, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--prefix", default="social-listener", help="topic prefix (default social-listener)")
+    p.add_argument("--db", metavar="PATH", help="keep the store in this SQLite file (default: a temporary one)")
+    p.add_argument("--config", metavar="PATH", help="take the sentiment lexicon overrides from this config file")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="run the bundled scenario end to end and show what the comms team receives",
+                       description="Replay a bundled scenario (a few hours around officer accounts and a "
+                                   "campaign hashtag) through the shipped rules and show the alerts.")
+    p.add_argument("--rules", nargs="+", default=[str(SHIPPED_RULES)], metavar="PATH",
+                   help=f"rule files or directories (default: the shipped library, {SHIPPED_RULES})")
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", metavar="URL",
+                   help="publish here when it answers (default mqtt://127.0.0.1:1883)")
+    p.add_argument("--prefix", default="social-listener", help="topic prefix (default social-listener)")
+    p.add_argument("--no-publish", action="store_true", help="only show the alerts")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return EXIT_ERROR
+    except PublishError as exc:
+        print(f"listener: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ListenerError as exc:
+        print(f"listener: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `listener replay ... | head`
+        return EXIT_OK

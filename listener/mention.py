@@ -1,0 +1,174 @@
+"""The normalised mention: one public post that a watch found, in one shape for every platform."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from listener.errors import MentionError
+
+REQUIRED = ("platform", "id", "text", "created_at")
+WATCH_KINDS = ("account", "hashtag", "query", "post")
+_KNOWN = frozenset(
+    REQUIRED
+    + ("url", "author", "lang", "watch", "watch_kind", "in_reply_to", "thread", "metrics", "sentiment")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentiment:
+    """VADER's four scores for one text."""
+
+    compound: float
+    pos: float
+    neu: float
+    neg: float
+
+    @property
+    def label(self) -> str:
+        """VADER's own three classes, at its documented ±0.05 thresholds."""
+        if self.compound >= 0.05:
+            return "positive"
+        if self.compound <= -0.05:
+            return "negative"
+        return "neutral"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"compound": self.compound, "pos": self.pos, "neu": self.neu, "neg": self.neg}
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One post, normalised. `ts` is `created_at` as epoch seconds, for cheap window arithmetic."""
+
+    platform: str
+    id: str
+    text: str
+    created_at: datetime
+    ts: float
+    url: str | None = None
+    author: str | None = None
+    lang: str | None = None
+    watch: str | None = None
+    watch_kind: str | None = None
+    in_reply_to: str | None = None
+    thread: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    sentiment: Sentiment | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.platform, self.id)
+
+    @property
+    def compound(self) -> float:
+        return self.sentiment.compound if self.sentiment is not None else 0.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Mention:
+        """Validate one decoded JSON object; raise MentionError saying what is wrong."""
+        if not isinstance(data, Mapping):
+            raise MentionError(f"expected a JSON object, got {type(data).__name__}")
+        missing = [k for k in REQUIRED if data.get(k) in (None, "")]
+        if missing:
+            raise MentionError(f"missing required field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        for name in ("platform", "id", "text"):
+            if not isinstance(data[name], str):
+                raise MentionError(f"field {name!r} must be a string")
+        created_at = parse_time(data["created_at"], "created_at")
+        optional: dict[str, str | None] = {}
+        for name in ("url", "author", "lang", "watch", "watch_kind", "in_reply_to", "thread"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise MentionError(f"field {name!r} must be a string or null")
+            optional[name] = value or None
+        if optional["watch_kind"] is not None and optional["watch_kind"] not in WATCH_KINDS:
+            raise MentionError(
+                f"field 'watch_kind' must be one of {', '.join(WATCH_KINDS)}, got {optional['watch_kind']!r}"
+            )
+        metrics = data.get("metrics") or {}
+        if not isinstance(metrics, Mapping):
+            raise MentionError("field 'metrics' must be an object")
+        sentiment = None
+        raw = data.get("sentiment")
+        if isinstance(raw, Mapping):
+            try:
+                sentiment = Sentiment(*(float(raw[k]) for k in ("compound", "pos", "neu", "neg")))
+            except (KeyError, TypeError, ValueError):
+                raise MentionError("field 'sentiment' must hold compound, pos, neu and neg numbers") from None
+        extra = {k: v for k, v in data.items() if k not in _KNOWN}
+        return cls(
+            platform=data["platform"],
+            id=data["id"],
+            text=data["text"],
+            created_at=created_at,
+            ts=created_at.timestamp(),
+            metrics=dict(metrics),
+            extra=extra,
+            sentiment=sentiment,
+            **optional,
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> Mention:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MentionError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mention in the contract's JSON shape (unknown keys kept, sentiment when scored)."""
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            platform=self.platform,
+            id=self.id,
+            url=self.url,
+            author=self.author,
+            text=self.text,
+            lang=self.lang,
+            created_at=format_time(self.created_at),
+            watch=self.watch,
+            watch_kind=self.watch_kind,
+            in_reply_to=self.in_reply_to,
+            thread=self.thread,
+            metrics=dict(self.metrics),
+        )
+        if self.sentiment is not None:
+            out["sentiment"] = self.sentiment.to_dict()
+        return out
+
+
+def parse_time(value: Any, name: str = "timestamp") -> datetime:
+    """An ISO 8601 timestamp with a zone (`Z` or an offset) as an aware UTC datetime."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise MentionError(f"field {name!r} is not a finite number")
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if not isinstance(value, str):
+        raise MentionError(f"field {name!r} must be an ISO 8601 string")
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MentionError(f"field {name!r} is not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise MentionError(f"field {name!r} has no time zone (add Z for UTC): {value!r}")
+    return parsed.astimezone(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, second precision unless there is a fraction, with a Z: the contract's timestamp form."""
+    moment = moment.astimezone(timezone.utc)
+    spec = "seconds" if moment.microsecond == 0 else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def from_ts(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)

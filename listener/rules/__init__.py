@@ -1,0 +1,7 @@
+"""The rule language and its engine: typed rule models, a YAML loader, and the pure evaluator."""
+
+from listener.rules.engine import Engine
+from listener.rules.loader import RuleSet, load_rules
+from listener.rules.model import MatchRule, RuleBase, ThresholdRule
+
+__all__ = ["Engine", "MatchRule", "RuleBase", "RuleSet", "ThresholdRule", "load_rules"]

@@ -1,0 +1,291 @@
+"""The SQLite store: mentions (deduplicated), source cursors and the alert outbox.
+
+One writer, WAL mode, numbered forward migrations recorded in `PRAGMA user_version`.
+Callers batch their writes inside `transaction()` so a poll cycle is one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import sqlite_utils
+
+from listener.errors import StoreError
+from listener.mention import Mention, Sentiment, format_time
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE mentions (
+            rowid INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            id TEXT NOT NULL,
+            url TEXT,
+            author TEXT,
+            text TEXT NOT NULL,
+            lang TEXT,
+            created_at TEXT NOT NULL,
+            created_ts REAL NOT NULL,
+            watch TEXT,
+            watch_kind TEXT,
+            in_reply_to TEXT,
+            thread TEXT,
+            metrics TEXT,
+            extra TEXT,
+            compound REAL,
+            pos REAL,
+            neu REAL,
+            neg REAL,
+            ingested_at TEXT NOT NULL,
+            UNIQUE (platform, id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX mentions_created_ts ON mentions (created_ts)")
+    db.execute(
+        """
+        CREATE TABLE cursors (
+            source TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL,
+            alert_seq INTEGER NOT NULL,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            UNIQUE (alert_id, alert_seq)
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_at IS NULL")
+
+
+MIGRATIONS: list[Migration] = [_m001_initial]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    alert_id: str
+    alert_seq: int
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _now() -> str:
+    return format_time(datetime.now(timezone.utc))
+
+
+class Store:
+    """The daemon's one SQLite file. Not thread-safe: one writer, on the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            if self.path != ":memory:":
+                self.db.enable_wal()
+            # WAL + NORMAL survives application crashes; a power cut may drop the last commits.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self._depth = 0
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply the migrations this file has not seen yet, each in its own transaction."""
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"store {self.path} has schema version {current}, newer than this release knows "
+                f"({len(MIGRATIONS)}); upgrade social-listener"
+            )
+        conn = self.db.conn
+        for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+            # DDL does not open a transaction implicitly in sqlite3's legacy mode: do it here, so a
+            # migration that fails half-way leaves the file at the previous version.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                migration(self.db)
+                conn.execute(f"PRAGMA user_version = {version}")
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for everything inside; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self.db.conn:
+                yield
+        finally:
+            self._depth = 0
+
+    # -- mentions -----------------------------------------------------------------
+
+    def new_mentions(self, mentions: Sequence[Mention]) -> list[Mention]:
+        """The mentions not stored yet, first occurrence only, in their given order."""
+        seen: set[tuple[str, str]] = set()
+        unique: list[Mention] = []
+        for m in mentions:
+            if m.key not in seen:
+                seen.add(m.key)
+                unique.append(m)
+        if not unique:
+            return []
+        stored: set[tuple[str, str]] = set()
+        # Chunk to stay under SQLite's variable limit.
+        for start in range(0, len(unique), 400):
+            chunk = unique[start : start + 400]
+            clause = " OR ".join(["(platform = ? AND id = ?)"] * len(chunk))
+            params = [v for m in chunk for v in m.key]
+            stored.update(
+                (row[0], row[1])
+                for row in self.db.execute(f"SELECT platform, id FROM mentions WHERE {clause}", params)
+            )
+        return [m for m in unique if m.key not in stored]
+
+    def insert_mentions(self, mentions: Iterable[Mention]) -> int:
+        """Store scored mentions; one already stored is left as it is. Returns rows added."""
+        ingested = _now()
+        rows = [
+            (
+                m.platform, m.id, m.url, m.author, m.text, m.lang, format_time(m.created_at), m.ts,
+                m.watch, m.watch_kind, m.in_reply_to, m.thread,
+                json.dumps(dict(m.metrics)) if m.metrics else None,
+                json.dumps(dict(m.extra)) if m.extra else None,
+                *(
+                    (m.sentiment.compound, m.sentiment.pos, m.sentiment.neu, m.sentiment.neg)
+                    if m.sentiment is not None
+                    else (None, None, None, None)
+                ),
+                ingested,
+            )
+            for m in mentions
+        ]
+        with self.transaction():
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO mentions (platform, id, url, author, text, lang, created_at,"
+                " created_ts, watch, watch_kind, in_reply_to, thread, metrics, extra, compound, pos,"
+                " neu, neg, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            return self.db.conn.total_changes - before
+
+    def mention_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM mentions").fetchone()[0])
+
+    def mentions_since(self, since_ts: float) -> Iterator[Mention]:
+        """Stored mentions created at or after `since_ts`, oldest first (to rebuild rule windows)."""
+        cursor = self.db.execute(
+            "SELECT platform, id, url, author, text, lang, created_ts, watch, watch_kind, in_reply_to,"
+            " thread, metrics, extra, compound, pos, neu, neg FROM mentions WHERE created_ts >= ?"
+            " ORDER BY created_ts, rowid",
+            [since_ts],
+        )
+        for row in cursor:
+            created = datetime.fromtimestamp(row[6], tz=timezone.utc)
+            yield Mention(
+                platform=row[0], id=row[1], url=row[2], author=row[3], text=row[4], lang=row[5],
+                created_at=created, ts=row[6], watch=row[7], watch_kind=row[8], in_reply_to=row[9],
+                thread=row[10], metrics=json.loads(row[11]) if row[11] else {},
+                extra=json.loads(row[12]) if row[12] else {},
+                sentiment=Sentiment(row[13], row[14], row[15], row[16]) if row[13] is not None else None,
+            )
+
+    # -- cursors ------------------------------------------------------------------
+
+    def get_cursor(self, source: str) -> str | None:
+        row = self.db.execute("SELECT value FROM cursors WHERE source = ?", [source]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, source: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO cursors (source, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                [source, value, _now()],
+            )
+
+    # -- outbox -------------------------------------------------------------------
+
+    def enqueue(self, payloads: Iterable[dict[str, Any]]) -> int:
+        """Add alert payloads to the outbox; a message already queued (same id and seq) is kept once."""
+        rows = [
+            (p["id"], p["seq"], p["rule"], p["severity"], p["status"], json.dumps(p, ensure_ascii=False), _now())
+            for p in payloads
+        ]
+        with self.transaction():
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO outbox (alert_id, alert_seq, rule, severity, status, payload, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+            return self.db.conn.total_changes - before
+
+    def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxRow]:
+        """Undelivered outbox rows, oldest first."""
+        cursor = self.db.execute(
+            "SELECT seq, alert_id, alert_seq, payload, attempts FROM outbox"
+            " WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            [after_seq, limit],
+        )
+        return [OutboxRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in cursor]
+
+    def pending_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
+
+    def mark_delivered(self, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq = ?",
+                [(_now(), s) for s in seqs],
+            )
+
+    def mark_failed(self, seq: int, error: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?", [error[:500], seq]
+            )
