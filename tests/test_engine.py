@@ -168,3 +168,32 @@ def test_template_renders_metrics(make_mention):
     alerts = Engine([rule]).process([make_mention(at_s=i, thread="t9", compound=-0.5) for i in range(3)])
     assert alerts[0].title == "3 on t9"
     assert alerts[0].summary == "100% negative"
+
+
+def test_snapshot_restore_and_warm_keep_the_episode_id_across_a_restart(make_mention):
+    import json
+
+    stream = [make_mention(at_s=at, thread="t", compound=-0.5) for at in (0, 10, 20)]
+    first = Engine([threshold(resolve_after="0s")])
+    fired = first.process(stream)
+    saved = json.loads(json.dumps(first.snapshot()))  # it must survive JSON
+
+    # A new process: restore decisions, refill windows from the store, go on.
+    second = Engine([threshold(resolve_after="0s")])
+    second.restore(saved)
+    second.warm(stream)
+    assert second.process([make_mention(at_s=30, thread="t")]) == []  # no second firing
+    resolved = second.advance(fired[0].fired_at_ts + 700)
+    assert [(a.status, a.id, a.seq) for a in resolved] == [("resolved", fired[0].id, 2)]
+
+
+def test_restore_keeps_match_episode_and_resolves_it(make_mention):
+    rule = MatchRule.model_validate({"id": "crisis", "kind": "match", "match": {"any": ["help"]},
+                                     "group_by": ["author"], "cooldown": "0s", "resolve_after": "1h"})
+    first = Engine([rule])
+    (fired,) = first.process([make_mention("help me", at_s=0, author="a")])
+    second = Engine([rule])
+    second.restore(first.snapshot())
+    (update,) = second.process([make_mention("please help", at_s=60, author="a")])
+    assert (update.id, update.seq) == (fired.id, 2)
+    assert [a.status for a in second.advance(fired.fired_at_ts + 60 + 3600)] == ["resolved"]

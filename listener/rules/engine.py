@@ -147,11 +147,92 @@ class Engine:
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
-        self._emit = True
 
     @property
     def rules(self) -> list[RuleBase]:
         return [rt.rule for rt in self._runtimes]
+
+    # -- state that must survive a restart -------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The decisions that cannot be rebuilt from stored mentions, as plain JSON data.
+
+        Open episodes (id, seq, severity, ...) and cooldowns. Windows are not included: after
+        a restart they are rebuilt from the store with `warm()`. Saved in the same transaction
+        as the outbox rows, this is what keeps a restarted daemon from inventing a second id
+        for an episode it already announced.
+        """
+        rules: dict[str, Any] = {}
+        for rt in self._runtimes:
+            groups: dict[str, Any] = {}
+            for key, state in rt.groups.items():
+                ep = state.episode
+                if ep is None and state.quiet_until <= self.now_ts:
+                    continue
+                groups[key] = {
+                    "values": state.values,
+                    "quiet_until": state.quiet_until if math.isfinite(state.quiet_until) else None,
+                    "clear_since": state.clear_since,
+                    "episode": None if ep is None else {
+                        "id": ep.id, "start_ts": ep.start_ts, "seq": ep.seq, "severity": ep.severity,
+                        "matches": ep.matches, "last_match_ts": ep.last_match_ts,
+                        "pending_update": ep.pending_update,
+                        "samples": [m.to_dict() for m in ep.samples[:MAX_SAMPLES]],
+                    },
+                }
+            if groups:
+                rules[rt.rule.id] = groups
+        return {"version": 1, "now_ts": self.now_ts if math.isfinite(self.now_ts) else None, "rules": rules}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Take back what `snapshot()` saved; state of rules that no longer exist is dropped."""
+        if snapshot.get("now_ts") is not None:
+            self.now_ts = max(self.now_ts, float(snapshot["now_ts"]))
+        for rule_id, groups in snapshot.get("rules", {}).items():
+            rt = self._by_id.get(rule_id)
+            if rt is None:
+                continue
+            for key, data in groups.items():
+                state = rt.groups.setdefault(key, GroupState(dict(data["values"])))
+                state.quiet_until = data["quiet_until"] if data["quiet_until"] is not None else -math.inf
+                state.clear_since = data["clear_since"]
+                ep = data["episode"]
+                if ep is not None:
+                    state.episode = Episode(
+                        id=ep["id"], start_ts=ep["start_ts"], seq=ep["seq"], severity=ep["severity"],
+                        matches=ep["matches"], last_match_ts=ep["last_match_ts"],
+                        pending_update=ep["pending_update"],
+                        samples=[Mention.from_dict(m) for m in ep["samples"]],
+                    )
+                    due = (ep["last_match_ts"] + rt.rule.resolve_after if isinstance(rt.rule, MatchRule)
+                           else self.now_ts)
+                    self._schedule(due, rt, key)
+
+    def warm(self, mentions: Iterable[Mention]) -> None:
+        """Refill windows from stored mentions after a restart, deciding and emitting nothing."""
+        for m in mentions:
+            for rt in self._runtimes:
+                if not isinstance(rt.rule, ThresholdRule):
+                    continue
+                cached: list[TextFeatures] = []
+
+                def feats(m: Mention = m, cached: list[TextFeatures] = cached) -> TextFeatures:
+                    if not cached:
+                        cached.append(features(m.text))
+                    return cached[0]
+
+                if not rt.predicate(m, feats):
+                    continue
+                for key, values in rt.group_keys(m, feats):
+                    state = rt.groups.get(key)
+                    if state is None:
+                        state = rt.groups[key] = GroupState(values)
+                    state.add(m)
+                    self._schedule(m.ts + rt.rule.window, rt, key)
+
+    def max_window_s(self) -> float:
+        """How far back `warm()` needs stored mentions."""
+        return max((rt.rule.window for rt in self._runtimes if isinstance(rt.rule, ThresholdRule)), default=0.0)
 
     # -- input ---------------------------------------------------------------------
 
@@ -328,8 +409,6 @@ class Engine:
         assert ep is not None
         if status == "resolved":
             ep.seq += 1
-        if not self._emit:
-            return []
         rule = rt.rule
         now = self.now_ts
         if isinstance(rule, ThresholdRule):
