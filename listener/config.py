@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from listener.publish.broker import BrokerSettings, parse_broker_url
 from listener.publish.topics import DEFAULT_PREFIX
+from listener.secrets import Secret
 from listener.sentiment import VALENCE_MAX, VALENCE_MIN
+from listener.sources.base import Watch
+from listener.sources.settings import SourcesConfig
 from listener.yamlfile import load_file
 
 DEFAULT_PATH = Path("/etc/social-listener/config.yaml")
@@ -16,27 +18,6 @@ DEFAULT_PATH = Path("/etc/social-listener/config.yaml")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Secret(Strict):
-    """A secret is never written in the config itself: name a file or an environment variable."""
-
-    file: str | None = Field(None, description="Path of a file holding the secret (trailing newline ignored).")
-    env: str | None = Field(None, description="Name of an environment variable holding the secret.")
-    credential: str | None = Field(
-        None, description="Name of a systemd credential (LoadCredential=), read from $CREDENTIALS_DIRECTORY."
-    )
-
-    def read(self) -> str | None:
-        if self.credential:
-            base = os.environ.get("CREDENTIALS_DIRECTORY")
-            if base and (Path(base) / self.credential).is_file():
-                return (Path(base) / self.credential).read_text(encoding="utf-8").rstrip("\r\n")
-        if self.file:
-            return Path(self.file).read_text(encoding="utf-8").rstrip("\r\n")
-        if self.env:
-            return os.environ.get(self.env)
-        return None
 
 
 class BrokerConfig(Strict):
@@ -96,6 +77,8 @@ class Config(Strict):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     sentiment: SentimentConfig = Field(default_factory=SentimentConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig, description="Per-platform settings and credentials.")
+    watches: list[Watch] = Field(default_factory=list, description="What to listen for, on which platforms.")
 
 
 def load_config(path: str | Path) -> Config:
