@@ -9,6 +9,7 @@ parameters so tests can wait out a 30 s reset without waiting 30 s.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -183,7 +184,6 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         data: Any = None,
         json_body: Any = None,
-        auth: aiohttp.BasicAuth | None = None,
         ok: tuple[int, ...] = (200,),
         rate_limit_wait: Callable[[Response], float | None] | None = None,
     ) -> Response:
@@ -200,7 +200,7 @@ class HttpClient:
         while True:
             await self.politeness.before_request()
             try:
-                response = await self._send(method, url, params, all_headers, data, json_body, auth)
+                response = await self._send(method, url, params, all_headers, data, json_body)
             except SourceUnavailableError:
                 if attempt >= self.settings.retries:
                     raise
@@ -233,13 +233,12 @@ class HttpClient:
         return (await self.request("GET", path, **kwargs)).json()
 
     async def _send(
-        self, method: str, url: str, params: Any, headers: dict[str, str], data: Any, json_body: Any,
-        auth: aiohttp.BasicAuth | None,
+        self, method: str, url: str, params: Any, headers: dict[str, str], data: Any, json_body: Any
     ) -> Response:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
             async with self.session.request(
-                method, url, params=params, headers=headers, data=data, json=json_body, auth=auth, timeout=timeout
+                method, url, params=params, headers=headers, data=data, json=json_body, timeout=timeout
             ) as resp:
                 body = await resp.read()
                 permanent = any(h.status in (301, 308) for h in resp.history)
@@ -253,6 +252,11 @@ class HttpClient:
         # Full jitter: concurrent jobs that failed together do not retry together.
         delay = random.uniform(0.5, 1.0) * min(30.0, 2.0 ** (attempt - 1))
         await self.sleep(max(delay, at_least_s or 0.0))
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Basic Authorization header value."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _headers(raw: CIMultiDictProxy[str]) -> Mapping[str, str]:

@@ -20,7 +20,7 @@ import aiohttp
 from listener.errors import MentionError, SourceError, SourceUnavailableError
 from listener.mention import Mention
 from listener.sources.base import Batch, Watch, bounded_seen, dump_cursor, load_cursor, watch_fields
-from listener.sources.http import Clock, HttpClient, Quota, Sleep, to_float
+from listener.sources.http import Clock, HttpClient, Quota, Sleep, basic_auth, to_float
 from listener.sources.settings import RedditSettings
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class RedditSource:
                 form = {"grant_type": "client_credentials"}
             resp = await self.http.request(
                 "POST", f"{s.auth_url}/api/v1/access_token", data=form,
-                auth=aiohttp.BasicAuth(s.client_id, s.client_secret.read() or ""), ok=(200, 400, 401),
+                headers={"Authorization": basic_auth(s.client_id, s.client_secret.read() or "")}, ok=(200, 400, 401),
             )
             body = resp.json() if resp.body else {}
             if resp.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
