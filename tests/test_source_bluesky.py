@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.fixtures import session, wait_for  # noqa: F401 (fixture)
 from fakes.bluesky import OUR_DID, OUR_HANDLE, FakeBluesky
 from fakes.jetstream import FakeJetstream
 from listener.errors import SourceError
@@ -20,12 +21,6 @@ from listener.sources.bluesky import post_uri
 from listener.sources.jetstream import JETSTREAM_KEY, JetstreamStream
 from listener.sources.settings import BlueskySettings, JetstreamSettings
 from listener.store import Store
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -129,14 +124,6 @@ def stream_for(bsky: FakeBluesky, jet: FakeJetstream, session: aiohttp.ClientSes
     settings = BlueskySettings(base_url=bsky.base_url, public_url=bsky.base_url, jetstream=JetstreamSettings(
         enabled=True, url=jet.base_url.replace("http://", "ws://"), flush_s=0.05, rewind_s=5, max_backoff_s=0.2))
     return JetstreamStream(settings, session, watches)
-
-
-async def wait_for(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 JET_WATCHES = [

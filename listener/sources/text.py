@@ -51,4 +51,5 @@ def html_to_text(markup: str) -> str:
 
 def strip_emoji_codes(text: str) -> str:
     """Drop Mastodon's `:shortcode:` custom emoji, which VADER would read as words."""
-    return _SPACES.sub(" ", _EMOJI_CODE.sub("", text)).strip()
+    lines = (_SPACES.sub(" ", line).strip() for line in _EMOJI_CODE.sub("", text).split("\n"))
+    return "\n".join(lines).strip()
