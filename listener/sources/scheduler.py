@@ -142,9 +142,10 @@ class PollScheduler:
 
     async def shutdown(self, timeout_s: float = 10.0) -> None:
         """Stop scheduling; let running polls finish for up to `timeout_s`, then cancel them."""
-        if self._started:
-            self._scheduler.shutdown(wait=False)
-            self._started = False
+        if not self._started:
+            return
+        # Pause first: APScheduler's shutdown cancels running coroutine jobs, which would cut polls short.
+        self._scheduler.pause()
         running = {t for t in self._inflight if not t.done()}
         if running:
             _, late = await asyncio.wait(running, timeout=timeout_s)
@@ -153,6 +154,8 @@ class PollScheduler:
             if late:
                 await asyncio.wait(late, timeout=1.0)
                 log.warning("shutdown: cancelled %d polls still running after %.0fs", len(late), timeout_s)
+        self._scheduler.shutdown(wait=False)
+        self._started = False
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED:
