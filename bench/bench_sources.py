@@ -73,8 +73,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
         sources = {name: fake.source(session) for name, fake in fakes.items()}
-        sched = PollScheduler(sources, get_cursor=cursors.get, on_batch=on_batch, on_poll=on_poll,
-                              startup_spread_s=args.interval)
+        sched = PollScheduler(
+            sources, get_cursor=cursors.get, on_batch=on_batch, on_poll=on_poll, startup_spread_s=args.interval
+        )
         sched.start(watches(args.interval))
         # Warm-up: the first round spreads its start over one interval.
         await asyncio.sleep(args.interval)
@@ -95,15 +96,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for fake in fakes.values():
         await fake.close()
     return {
-        "watches": args.watches, "platforms": names, "interval_s": args.interval, "load_s": round(load_wall, 1),
-        "polls": load_polls, "polls_per_s": round(load_polls / load_wall, 1), "failed_total": polls["failed"],
-        "missed": sched.missed, "skipped_overlap": sched.skipped_overlap,
-        "lateness_ms": {"p50": round(1000 * pct(lateness, 0.5), 1), "p99": round(1000 * pct(lateness, 0.99), 1),
-                        "max": round(1000 * max(lateness, default=float("nan")), 1),
-                        "mean": round(1000 * statistics.fmean(lateness), 1) if lateness else None},
+        "watches": args.watches,
+        "platforms": names,
+        "interval_s": args.interval,
+        "load_s": round(load_wall, 1),
+        "polls": load_polls,
+        "polls_per_s": round(load_polls / load_wall, 1),
+        "failed_total": polls["failed"],
+        "missed": sched.missed,
+        "skipped_overlap": sched.skipped_overlap,
+        "lateness_ms": {
+            "p50": round(1000 * pct(lateness, 0.5), 1),
+            "p99": round(1000 * pct(lateness, 0.99), 1),
+            "max": round(1000 * max(lateness, default=float("nan")), 1),
+            "mean": round(1000 * statistics.fmean(lateness), 1) if lateness else None,
+        },
         "load_cpu_pct": round(100 * load_cpu / load_wall, 1),
         "cpu_ms_per_poll": round(1000 * load_cpu / max(1, load_polls), 2),
-        "idle_s": round(idle_wall, 1), "idle_cpu_pct": round(100 * idle_cpu / idle_wall, 2),
+        "idle_s": round(idle_wall, 1),
+        "idle_cpu_pct": round(100 * idle_cpu / idle_wall, 2),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
     }
 
@@ -111,14 +122,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lat = result["lateness_ms"]
     rows = [
-        ("watches × platforms", f"{result['watches']} watches over {len(result['platforms'])} platforms "
-                                f"({', '.join(result['platforms'])}), interval {result['interval_s']:g}s"),
-        ("polls measured", f"{result['polls']} in {result['load_s']}s ({result['polls_per_s']}/s), "
-                           f"{result['failed_total']} failed, {result['missed']} missed, "
-                           f"{result['skipped_overlap']} skipped as overlapping"),
+        (
+            "watches × platforms",
+            f"{result['watches']} watches over {len(result['platforms'])} platforms "
+            f"({', '.join(result['platforms'])}), interval {result['interval_s']:g}s",
+        ),
+        (
+            "polls measured",
+            f"{result['polls']} in {result['load_s']}s ({result['polls_per_s']}/s), "
+            f"{result['failed_total']} failed, {result['missed']} missed, "
+            f"{result['skipped_overlap']} skipped as overlapping",
+        ),
         ("poll start lateness", f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms"),
-        ("CPU under load", f"{result['load_cpu_pct']}% of a core ({result['cpu_ms_per_poll']} ms per poll, "
-                           "fake servers included)"),
+        (
+            "CPU under load",
+            f"{result['load_cpu_pct']}% of a core ({result['cpu_ms_per_poll']} ms per poll, fake servers included)",
+        ),
         ("CPU idle between polls", f"{result['idle_cpu_pct']}% of a core over {result['idle_s']}s"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -129,15 +148,17 @@ def write_results(result: dict[str, Any], command: str) -> None:
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / "sources.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    section = (f"{HEADING}\n\n`{command}` on {result['machine']}. The six fake platform servers run in the same "
-               "process and answer every poll; lateness is a poll's start (after the per-platform concurrency "
-               "limit) minus its scheduled time, jitter excluded.\n\n" + table(result) + "\n")
+    section = (
+        f"{HEADING}\n\n`{command}` on {result['machine']}. The six fake platform servers run in the same "
+        "process and answer every poll; lateness is a poll's start (after the per-platform concurrency "
+        "limit) minus its scheduled time, jitter excluded.\n\n" + table(result) + "\n"
+    )
     results = HERE / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
     if HEADING in text:
         start = text.index(HEADING)
         following = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[following + 1:] if following != -1 else "")
+        text = text[:start] + section + (text[following + 1 :] if following != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     results.write_text(text, encoding="utf-8")
@@ -146,7 +167,9 @@ def write_results(result: dict[str, Any], command: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--watches", type=int, default=500)
-    parser.add_argument("--interval", type=float, default=15.0, help="poll interval of every watch during the load phase")
+    parser.add_argument(
+        "--interval", type=float, default=15.0, help="poll interval of every watch during the load phase"
+    )
     parser.add_argument("--load-s", type=float, default=45.0)
     parser.add_argument("--idle-s", type=float, default=20.0)
     args = parser.parse_args()

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from fakes.fixtures import session, wait_for  # noqa: F401 (fixture)
+from fakes.fixtures import wait_for
 from fakes.mastodon import FakeMastodon
 from fakes.x import FakeX
 from listener.pipeline import Pipeline
@@ -74,8 +74,9 @@ async def x() -> AsyncIterator[FakeX]:
 
 def scheduler(sources: dict[str, Any], recorder: Recorder, **kwargs: Any) -> PollScheduler:
     kwargs.setdefault("startup_spread_s", 0)
-    return PollScheduler(sources, get_cursor=lambda key: None, on_batch=recorder.on_batch, on_poll=recorder.on_poll,
-                         **kwargs)
+    return PollScheduler(
+        sources, get_cursor=lambda key: None, on_batch=recorder.on_batch, on_poll=recorder.on_poll, **kwargs
+    )
 
 
 async def test_a_broken_platform_leaves_the_others_polling_on_time(masto, x, session):
@@ -204,8 +205,9 @@ async def test_scheduled_polls_store_mentions_and_cursors_through_the_pipeline(m
         pipeline.ingest(batch.mentions, cursor=(key, batch.next_cursor) if batch.next_cursor else None)
 
     masto.publish(2)
-    sched = PollScheduler({"mastodon": masto.source(session)}, get_cursor=store.get_cursor, on_batch=on_batch,
-                          startup_spread_s=0)
+    sched = PollScheduler(
+        {"mastodon": masto.source(session)}, get_cursor=store.get_cursor, on_batch=on_batch, startup_spread_s=0
+    )
     sched.start([Watch(id="tag", kind="hashtag", targets={"mastodon": "MetroPolice"}, interval=1)])
     try:
         await wait_for(lambda: store.mention_count() == 2)

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from fakes.fixtures import session, wait_for  # noqa: F401 (fixture)
+from fakes.fixtures import wait_for
 from fakes.bluesky import OUR_DID, OUR_HANDLE, FakeBluesky
 from fakes.jetstream import FakeJetstream
 from listener.errors import SourceError
@@ -120,9 +120,16 @@ async def jet() -> AsyncIterator[FakeJetstream]:
     await fake.close()
 
 
-def stream_for(bsky: FakeBluesky, jet: FakeJetstream, session: aiohttp.ClientSession, watches: list[Watch]) -> JetstreamStream:
-    settings = BlueskySettings(base_url=bsky.base_url, public_url=bsky.base_url, jetstream=JetstreamSettings(
-        enabled=True, url=jet.base_url.replace("http://", "ws://"), flush_s=0.05, rewind_s=5, max_backoff_s=0.2))
+def stream_for(
+    bsky: FakeBluesky, jet: FakeJetstream, session: aiohttp.ClientSession, watches: list[Watch]
+) -> JetstreamStream:
+    settings = BlueskySettings(
+        base_url=bsky.base_url,
+        public_url=bsky.base_url,
+        jetstream=JetstreamSettings(
+            enabled=True, url=jet.base_url.replace("http://", "ws://"), flush_s=0.05, rewind_s=5, max_backoff_s=0.2
+        ),
+    )
     return JetstreamStream(settings, session, watches)
 
 
@@ -133,7 +140,9 @@ JET_WATCHES = [
 ]
 
 
-async def test_jetstream_keeps_only_posts_for_our_watches_and_resumes_after_a_restart(bsky, jet, session, tmp_path: Path):
+async def test_jetstream_keeps_only_posts_for_our_watches_and_resumes_after_a_restart(
+    bsky, jet, session, tmp_path: Path
+):
     store = Store(tmp_path / "listener.db")
     pipeline = Pipeline(store, SentimentScorer(), Engine([]))
 
@@ -148,12 +157,24 @@ async def test_jetstream_keeps_only_posts_for_our_watches_and_resumes_after_a_re
     try:
         await wait_for(lambda: len(jet.sockets) == 1)  # no cursor yet: Jetstream sends live posts only
         wanted = {
-            jet.post("did:plc:a", f"Waited 40 minutes for @{OUR_HANDLE}",
-                     facets=[{"index": {"byteStart": 22, "byteEnd": 46},
-                              "features": [{"$type": "app.bsky.richtext.facet#mention", "did": OUR_DID}]}]): "metropolice",
-            jet.post("did:plc:b", "Replying to the service",
-                     reply={"root": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"},
-                            "parent": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"}}): "metropolice",
+            jet.post(
+                "did:plc:a",
+                f"Waited 40 minutes for @{OUR_HANDLE}",
+                facets=[
+                    {
+                        "index": {"byteStart": 22, "byteEnd": 46},
+                        "features": [{"$type": "app.bsky.richtext.facet#mention", "did": OUR_DID}],
+                    }
+                ],
+            ): "metropolice",
+            jet.post(
+                "did:plc:b",
+                "Replying to the service",
+                reply={
+                    "root": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"},
+                    "parent": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"},
+                },
+            ): "metropolice",
             jet.post("did:plc:c", "Great turnout #MetroPD", tags=["metropd"]): "metropd",
             jet.post("did:plc:d", "Metro Cares drive was lovely"): "cares",
         }
@@ -186,8 +207,11 @@ async def test_jetstream_keeps_only_posts_for_our_watches_and_resumes_after_a_re
 
 
 async def test_jetstream_reconnects_with_backoff_when_the_server_is_down(bsky, session):
-    settings = BlueskySettings(base_url=bsky.base_url, public_url=bsky.base_url, jetstream=JetstreamSettings(
-        enabled=True, url="ws://127.0.0.1:9", max_backoff_s=0.1))
+    settings = BlueskySettings(
+        base_url=bsky.base_url,
+        public_url=bsky.base_url,
+        jetstream=JetstreamSettings(enabled=True, url="ws://127.0.0.1:9", max_backoff_s=0.1),
+    )
     statuses: list[tuple[bool, str | None]] = []
     stream = JetstreamStream(settings, session, JET_WATCHES)
 

@@ -9,13 +9,14 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from fakes.fixtures import session  # noqa: F401 (fixture)
 from fakes.mastodon import OUR_ACCT, FakeMastodon
 from listener.sources.base import Watch
 from listener.sources.mastodon import status_text
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = Path(os.environ.get("LISTENER_MASTODON_OPENAPI", ROOT.parent / "shared" / "schemas" / "mastodon" / "openapi.json"))
+SCHEMA = Path(
+    os.environ.get("LISTENER_MASTODON_OPENAPI", ROOT.parent / "shared" / "schemas" / "mastodon" / "openapi.json")
+)
 
 
 @pytest.fixture
@@ -75,11 +76,13 @@ async def test_the_fake_answers_as_the_official_schema_says(masto, session):
 
 
 def test_html_becomes_plain_text_with_the_content_warning_first():
-    text = status_text({
-        "content": '<p>Response times from <a href="https://x/tags/MetroPolice" class="mention hashtag">'
-                   "#<span>MetroPolice</span></a> keep getting worse :angry_cat:</p><p>Second&nbsp;para &amp; more<br>line</p>",
-        "spoiler_text": "police :blobcop:",
-    })
+    text = status_text(
+        {
+            "content": '<p>Response times from <a href="https://x/tags/MetroPolice" class="mention hashtag">'
+            "#<span>MetroPolice</span></a> keep getting worse :angry_cat:</p><p>Second&nbsp;para &amp; more<br>line</p>",
+            "spoiler_text": "police :blobcop:",
+        }
+    )
     assert text == "police\n\nResponse times from #MetroPolice keep getting worse\n\nSecond\xa0para & more\nline"
 
 
@@ -92,7 +95,9 @@ async def test_mentions_of_our_account_come_from_notifications_paging_forward(ma
     second = await source.fetch(ACCOUNT, OUR_ACCT, first.next_cursor)
     assert sorted(m.id for m in second.mentions) == sorted(s.json()["uri"] for s in backlog)
     calls = masto.api_requests("/api/v1/notifications")
-    assert all(c.query.get("types[]") == ["mention"] and c.headers["Authorization"].startswith("Bearer ") for c in calls)
+    assert all(
+        c.query.get("types[]") == ["mention"] and c.headers["Authorization"].startswith("Bearer ") for c in calls
+    )
     # Paged forward with min_id (no gaps), never since_id.
     assert all("since_id" not in c.query for c in calls) and any("min_id" in c.query for c in calls)
 

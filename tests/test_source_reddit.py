@@ -6,7 +6,6 @@ from typing import AsyncIterator
 
 import pytest
 
-from fakes.fixtures import session  # noqa: F401 (fixture)
 from fakes.reddit import USER_AGENT, FakeReddit
 from listener.sources.base import Watch
 
@@ -40,7 +39,10 @@ async def test_search_watch_and_its_text(reddit, session):
     batch = await reddit.source(session).fetch(watch, "metro police", None)
     (m,) = batch.mentions
     assert m.id == post.name and m.text == "Metro Police response at the downtown march\n\nHonestly calm & kind."
-    assert m.url == f"https://www.reddit.com/r/Springfield/comments/{post.id}/post/" and m.extra["subreddit"] == "Springfield"
+    assert (
+        m.url == f"https://www.reddit.com/r/Springfield/comments/{post.id}/post/"
+        and m.extra["subreddit"] == "Springfield"
+    )
     (call,) = reddit.api_requests("/search")
     assert call.query["sort"] == ["new"] and call.headers["Authorization"].startswith("bearer ")
 
@@ -50,7 +52,9 @@ async def test_post_watch_flattens_the_comment_tree_and_skips_removed_comments(r
     top = reddit.reply(post, "cringe")
     nested = reddit.reply(top, "agreed")
     reddit.reply(post, "[removed]")
-    watch = Watch(id="lipsync", kind="post", targets={"reddit": f"https://www.reddit.com/r/Springfield/comments/{post.id}/x/"})
+    watch = Watch(
+        id="lipsync", kind="post", targets={"reddit": f"https://www.reddit.com/r/Springfield/comments/{post.id}/x/"}
+    )
     source = reddit.source(session)
     first = await source.fetch(watch, watch.targets["reddit"], None)
     assert sorted(m.id for m in first.mentions) == sorted([top.name, nested.name])

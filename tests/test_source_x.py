@@ -6,7 +6,6 @@ from typing import AsyncIterator
 
 import pytest
 
-from fakes.fixtures import session  # noqa: F401 (fixture)
 from fakes.x import OUR_ID, FakeX
 from listener.errors import SourceError
 from listener.sources.base import Watch

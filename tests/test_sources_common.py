@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import aiohttp
 import pytest
 
 from fakes import FAKES
@@ -19,12 +17,6 @@ from listener.sources.base import Batch, Watch
 from listener.store import Store
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 @pytest.fixture(params=sorted(FAKES))
 async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakePlatform]:
     server = FAKES[request.param]()
@@ -35,7 +27,7 @@ async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakePlatform]:
 
 async def poll(fake: FakePlatform, source: Any, cursor: str | None = None) -> Batch:
     watch = fake.watch()
-    (platform, target), = [(p, t) for p, t in watch.jobs() if p == fake.platform]
+    ((platform, target),) = [(p, t) for p, t in watch.jobs() if p == fake.platform]
     return await source.fetch(watch, target, cursor)
 
 

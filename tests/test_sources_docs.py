@@ -28,7 +28,9 @@ def keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str]]:
 @pytest.mark.parametrize("path,name", sorted(set(keys(SourcesConfig, "sources.")) | set(keys(Watch, "watches."))))
 def test_every_sources_and_watches_key_is_documented(path: str, name: str):
     text = README.read_text(encoding="utf-8")
-    assert re.search(rf"`(?:[\w.]+\.)?{re.escape(name)}:?`|^\s*{re.escape(name)}:", text, re.M), f"{path} is not in README.md"
+    assert re.search(rf"`(?:[\w.]+\.)?{re.escape(name)}:?`|^\s*{re.escape(name)}:", text, re.M), (
+        f"{path} is not in README.md"
+    )
 
 
 def yaml_examples() -> list[Any]:

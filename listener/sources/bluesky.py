@@ -76,7 +76,7 @@ def mention_from_view(view: dict[str, Any], watch: Watch) -> Mention:
         "quotes": view.get("quoteCount", 0),
     }
     return mention_from_record(
-        view["uri"], view.get("record") or {}, watch, author=author.get("handle") or author.get("did"), metrics=metrics
+        view["uri"], view.get("record") or {}, watch, author=str(author.get("handle") or author.get("did")), metrics=metrics
     )
 
 
@@ -107,8 +107,10 @@ class BlueskySession:
                 return  # another job already renewed it
             if self._refresh is not None:
                 resp = await self.http.request(
-                    "POST", "/xrpc/com.atproto.server.refreshSession",
-                    headers={"Authorization": f"Bearer {self._refresh}"}, ok=(200, 400, 401),
+                    "POST",
+                    "/xrpc/com.atproto.server.refreshSession",
+                    headers={"Authorization": f"Bearer {self._refresh}"},
+                    ok=(200, 400, 401),
                 )
                 if resp.status == 200:
                     self._store(resp.json())
@@ -120,8 +122,10 @@ class BlueskySession:
     async def _create(self) -> None:
         # createSession is limited to 30 per 5 min per account: only here, never per poll.
         resp = await self.http.request(
-            "POST", "/xrpc/com.atproto.server.createSession",
-            json_body={"identifier": self.identifier, "password": self._password}, ok=(200, 400, 401),
+            "POST",
+            "/xrpc/com.atproto.server.createSession",
+            json_body={"identifier": self.identifier, "password": self._password},
+            ok=(200, 400, 401),
         )
         body = resp.json()
         if resp.status != 200:
@@ -148,8 +152,12 @@ class BlueskySource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: BlueskySettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: BlueskySettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.http = HttpClient(PLATFORM, session, settings, quota=epoch_quota("RateLimit"), clock=clock, sleep=sleep)
@@ -223,7 +231,9 @@ class BlueskySource:
             if resp.status == 200:
                 return resp.json()
             body = resp.json()
-            expired = resp.status == 401 or (isinstance(body, dict) and body.get("error") in ("ExpiredToken", "InvalidToken"))
+            expired = resp.status == 401 or (
+                isinstance(body, dict) and body.get("error") in ("ExpiredToken", "InvalidToken")
+            )
             if expired and attempt == 0:
                 await self.session.renew(token)
                 continue

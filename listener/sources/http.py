@@ -244,7 +244,9 @@ class HttpClient:
                 permanent = any(h.status in (301, 308) for h in resp.history)
                 return Response(resp.status, _headers(resp.headers), body, str(resp.url), self.platform, permanent)
         except asyncio.TimeoutError:
-            raise SourceUnavailableError(self.platform, f"timeout after {self.settings.timeout_s:g}s: {_path(url)}") from None
+            raise SourceUnavailableError(
+                self.platform, f"timeout after {self.settings.timeout_s:g}s: {_path(url)}"
+            ) from None
         except aiohttp.ClientError as exc:
             raise SourceUnavailableError(self.platform, f"{type(exc).__name__}: {_path(url)}") from None
 

@@ -80,8 +80,12 @@ class InstagramSource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: InstagramSettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: InstagramSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -110,8 +114,11 @@ class InstagramSource:
     async def _get(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
         # Graph API tokens go in the query; HttpClient keeps queries out of errors and logs.
         resp = await self.http.request(
-            "GET", path, params=params + [("access_token", self._token)],
-            ok=(200, 400, 401, 403), rate_limit_wait=throttle_wait,
+            "GET",
+            path,
+            params=params + [("access_token", self._token)],
+            ok=(200, 400, 401, 403),
+            rate_limit_wait=throttle_wait,
         )
         body = resp.json()
         if resp.status != 200:
@@ -126,7 +133,8 @@ class InstagramSource:
     async def _pages(self, path: str, params: list[tuple[str, str]], pages: int) -> list[dict[str, Any]]:
         """Follow paging.next (which carries its own query) for at most `pages` pages."""
         items: list[dict[str, Any]] = []
-        url, query = path, params
+        url: str = path
+        query: list[tuple[str, str]] | None = params
         for _ in range(pages):
             body = await self._get(url, query) if query is not None else await self._get_next(url)
             data = body.get("data")
@@ -151,8 +159,11 @@ class InstagramSource:
         if tag in self._hashtag_ids:
             return self._hashtag_ids[tag]
         if len(self._hashtag_ids) >= self.settings.max_hashtags:
-            raise SourceError(PLATFORM, f"not searching #{tag}: {self.settings.max_hashtags} hashtags already used "
-                                        "(Instagram allows 30 per account per 7 days)")
+            raise SourceError(
+                PLATFORM,
+                f"not searching #{tag}: {self.settings.max_hashtags} hashtags already used "
+                "(Instagram allows 30 per account per 7 days)",
+            )
         body = await self._get("/ig_hashtag_search", [("user_id", self.settings.user_id), ("q", tag)])
         data = body.get("data")
         if not isinstance(data, list) or not data or not isinstance(data[0], dict) or "id" not in data[0]:
@@ -160,33 +171,50 @@ class InstagramSource:
         self._hashtag_ids[tag] = str(data[0]["id"])
         return self._hashtag_ids[tag]
 
-    async def _hashtag_media(self, watch: Watch, hashtag_id: str, seen: dict[str, float], *, first: bool) -> list[Mention]:
+    async def _hashtag_media(
+        self, watch: Watch, hashtag_id: str, seen: dict[str, float], *, first: bool
+    ) -> list[Mention]:
         params = [("user_id", self.settings.user_id), ("fields", MEDIA_FIELDS), ("limit", "50")]
         media = await self._pages(f"/{hashtag_id}/recent_media", params, 1 if first else self.settings.max_pages)
         return self._media_mentions(watch, media, seen)
 
     async def _account(self, watch: Watch, user_id: str, seen: dict[str, float]) -> list[Mention]:
-        own = await self._pages(f"/{user_id}/media", [("fields", "id,permalink,timestamp"),
-                                                      ("limit", str(self.settings.recent_media))], 1)
+        own = await self._pages(
+            f"/{user_id}/media", [("fields", "id,permalink,timestamp"), ("limit", str(self.settings.recent_media))], 1
+        )
         mentions: list[Mention] = []
         for media in own[: self.settings.recent_media]:
             mentions += await self._comments(watch, str(media.get("id")), media.get("permalink"), seen)
         tagged = await self._pages(f"/{user_id}/tags", [("fields", MEDIA_FIELDS + ",username"), ("limit", "50")], 1)
         return mentions + self._media_mentions(watch, tagged, seen)
 
-    async def _comments(self, watch: Watch, media_id: str, permalink: str | None, seen: dict[str, float]) -> list[Mention]:
-        comments = await self._pages(f"/{media_id}/comments", [("fields", COMMENT_FIELDS), ("limit", "50")],
-                                     self.settings.max_pages)
+    async def _comments(
+        self, watch: Watch, media_id: str, permalink: str | None, seen: dict[str, float]
+    ) -> list[Mention]:
+        comments = await self._pages(
+            f"/{media_id}/comments", [("fields", COMMENT_FIELDS), ("limit", "50")], self.settings.max_pages
+        )
         out: list[Mention] = []
         for comment in comments:
             replies = (comment.get("replies") or {}).get("data") or []
-            for item, parent in [(comment, media_id)] + [(r, comment.get("id")) for r in replies if isinstance(r, dict)]:
-                mention = self._new(seen, watch, item, {
-                    "id": item.get("id"), "url": permalink, "author": item.get("username"),
-                    "text": item.get("text"), "created_at": item.get("timestamp"),
-                    "in_reply_to": item.get("parent_id") or parent, "thread": media_id,
-                    "metrics": {"likes": item.get("like_count", 0)},
-                })
+            for item, parent in [(comment, media_id)] + [
+                (r, comment.get("id")) for r in replies if isinstance(r, dict)
+            ]:
+                mention = self._new(
+                    seen,
+                    watch,
+                    item,
+                    {
+                        "id": item.get("id"),
+                        "url": permalink,
+                        "author": item.get("username"),
+                        "text": item.get("text"),
+                        "created_at": item.get("timestamp"),
+                        "in_reply_to": item.get("parent_id") or parent,
+                        "thread": media_id,
+                        "metrics": {"likes": item.get("like_count", 0)},
+                    },
+                )
                 if mention is not None:
                     out.append(mention)
         return out
@@ -194,16 +222,27 @@ class InstagramSource:
     def _media_mentions(self, watch: Watch, media: list[dict[str, Any]], seen: dict[str, float]) -> list[Mention]:
         out: list[Mention] = []
         for item in media:
-            mention = self._new(seen, watch, item, {
-                "id": item.get("id"), "url": item.get("permalink"), "author": item.get("username"),
-                "text": item.get("caption") or "", "created_at": item.get("timestamp"), "thread": item.get("id"),
-                "metrics": {"likes": item.get("like_count", 0), "replies": item.get("comments_count", 0)},
-            })
+            mention = self._new(
+                seen,
+                watch,
+                item,
+                {
+                    "id": item.get("id"),
+                    "url": item.get("permalink"),
+                    "author": item.get("username"),
+                    "text": item.get("caption") or "",
+                    "created_at": item.get("timestamp"),
+                    "thread": item.get("id"),
+                    "metrics": {"likes": item.get("like_count", 0), "replies": item.get("comments_count", 0)},
+                },
+            )
             if mention is not None:
                 out.append(mention)
         return out
 
-    def _new(self, seen: dict[str, float], watch: Watch, item: dict[str, Any], fields: dict[str, Any]) -> Mention | None:
+    def _new(
+        self, seen: dict[str, float], watch: Watch, item: dict[str, Any], fields: dict[str, Any]
+    ) -> Mention | None:
         key = str(item.get("id"))
         if key in seen:
             return None
@@ -215,4 +254,3 @@ class InstagramSource:
             return None
         seen[key] = mention.ts
         return mention
-

@@ -52,8 +52,13 @@ class _Matcher:
         if self.roots:
             reply = record.get("reply") or {}
             return (reply.get("root") or {}).get("uri") in self.roots
-        features = [f for facet in record.get("facets") or [] if isinstance(facet, dict)
-                    for f in facet.get("features") or [] if isinstance(f, dict)]
+        features = [
+            f
+            for facet in record.get("facets") or []
+            if isinstance(facet, dict)
+            for f in facet.get("features") or []
+            if isinstance(f, dict)
+        ]
         if self.dids:
             if any(f.get("did") in self.dids for f in features):
                 return True
@@ -64,7 +69,9 @@ class _Matcher:
                     return True
             return any(f"@{h}" in text for h in self.handles)
         if self.tags:
-            found = {str(f.get("tag", "")).casefold() for f in features} | {str(t).casefold() for t in record.get("tags") or []}
+            found = {str(f.get("tag", "")).casefold() for f in features} | {
+                str(t).casefold() for t in record.get("tags") or []
+            }
             return bool(found & self.tags) or any(re.search(rf"#{re.escape(t)}\b", text) for t in self.tags)
         return bool(self.phrase and self.phrase.search(text))
 
@@ -73,8 +80,13 @@ class JetstreamStream:
     """Listens to Jetstream and hands batches of matching posts to `on_batch`."""
 
     def __init__(
-        self, settings: BlueskySettings, session: aiohttp.ClientSession, watches: Sequence[Watch], *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: BlueskySettings,
+        session: aiohttp.ClientSession,
+        watches: Sequence[Watch],
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -94,7 +106,9 @@ class JetstreamStream:
         self._matchers = None
 
     async def run(
-        self, on_batch: Callable[[Batch], Awaitable[None]], get_cursor: Callable[[], str | None],
+        self,
+        on_batch: Callable[[Batch], Awaitable[None]],
+        get_cursor: Callable[[], str | None],
         on_status: Callable[[bool, str | None], None] | None = None,
     ) -> None:
         """Listen until cancelled; reconnect with jittered exponential backoff."""
@@ -105,11 +119,13 @@ class JetstreamStream:
                 error = "stream closed by the server"
             except (aiohttp.ClientError, asyncio.TimeoutError, SourceError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            failures = 0 if self.health.last_success_ts and self.clock() - self.health.last_success_ts < 60 else failures
+            failures = (
+                0 if self.health.last_success_ts and self.clock() - self.health.last_success_ts < 60 else failures
+            )
             failures += 1
             self.health.last_error_ts, self.health.last_error = self.clock(), error
             self.health.consecutive_failures = failures
-            delay = random.uniform(0.5, 1.0) * min(self.settings.jetstream.max_backoff_s, 2.0 ** failures)
+            delay = random.uniform(0.5, 1.0) * min(self.settings.jetstream.max_backoff_s, 2.0**failures)
             self.health.backoff_until_ts = self.clock() + delay
             log.warning("jetstream: %s; reconnecting in %.1fs", error, delay)
             if on_status:
@@ -169,8 +185,13 @@ class JetstreamStream:
             return None, None
         time_us = event.get("time_us") if isinstance(event.get("time_us"), int) else None
         commit = event.get("commit")
-        if event.get("kind") != "commit" or not isinstance(commit, dict) or commit.get("operation") != "create" \
-                or commit.get("collection") != POST_COLLECTION or not isinstance(commit.get("record"), dict):
+        if (
+            event.get("kind") != "commit"
+            or not isinstance(commit, dict)
+            or commit.get("operation") != "create"
+            or commit.get("collection") != POST_COLLECTION
+            or not isinstance(commit.get("record"), dict)
+        ):
             return time_us, None
         did, record = str(event.get("did", "")), commit["record"]
         text = str(record.get("text") or "")
@@ -210,8 +231,9 @@ class JetstreamStream:
         if handle.startswith("did:"):
             return handle
         if handle not in self._dids:
-            body = await self.http.get_json(f"{self.settings.public_url}/xrpc/com.atproto.identity.resolveHandle",
-                                            params=[("handle", handle)])
+            body = await self.http.get_json(
+                f"{self.settings.public_url}/xrpc/com.atproto.identity.resolveHandle", params=[("handle", handle)]
+            )
             if not isinstance(body, dict) or not str(body.get("did", "")).startswith("did:"):
                 raise SourceError("bluesky", f"cannot resolve handle {handle}")
             self._dids[handle] = body["did"]

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
 
 import aiohttp
@@ -89,8 +89,12 @@ class MastodonSource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: MastodonSettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: MastodonSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.http = HttpClient(PLATFORM, session, settings, quota=mastodon_quota, clock=clock, sleep=sleep)
@@ -111,18 +115,21 @@ class MastodonSource:
         if watch.kind == "query":
             self._need_token("query watches (status search)")
             params = [("q", value), ("type", "statuses"), ("limit", str(PAGE_SIZE))]
-            return await self._page_forward(watch, "/api/v2/search", params, state, lambda item: (item["id"], item),
-                                            key="statuses")
+            return await self._page_forward(
+                watch, "/api/v2/search", params, state, lambda item: (item["id"], item), key="statuses"
+            )
         acct = self._normalise(value)
         if self._auth and acct == await self._own_acct():
             params = [("types[]", "mention"), ("limit", str(PAGE_SIZE))]
-            return await self._page_forward(watch, "/api/v1/notifications", params, state,
-                                            lambda item: (item["id"], item["status"]))
+            return await self._page_forward(
+                watch, "/api/v1/notifications", params, state, lambda item: (item["id"], item["status"])
+            )
         # Someone else's account (or no token): its public statuses.
         account_id = await self._account_id(acct)
         params = [("limit", str(PAGE_SIZE))]
-        return await self._page_forward(watch, f"/api/v1/accounts/{account_id}/statuses", params, state,
-                                        lambda item: (item["id"], item))
+        return await self._page_forward(
+            watch, f"/api/v1/accounts/{account_id}/statuses", params, state, lambda item: (item["id"], item)
+        )
 
     def _need_token(self, what: str) -> None:
         if not self._auth:
@@ -150,8 +157,13 @@ class MastodonSource:
         return self._account_ids[acct]
 
     async def _page_forward(
-        self, watch: Watch, path: str, params: list[tuple[str, str]], state: dict[str, Any],
-        item_status: Any, key: str | None = None,
+        self,
+        watch: Watch,
+        path: str,
+        params: list[tuple[str, str]],
+        state: dict[str, Any],
+        item_status: Any,
+        key: str | None = None,
     ) -> Batch:
         newest: str | None = state.get("min_id")
         statuses: list[Mapping[str, Any]] = []
@@ -192,14 +204,19 @@ class MastodonSource:
         if not isinstance(replies, list):
             raise SourceUnavailableError(PLATFORM, "context answer without descendants")
         newest: str | None = state.get("min_id")
-        fresh = [s for s in replies if isinstance(s, dict) and isinstance(s.get("id"), str)
-                 and (newest is None or id_key(s["id"]) > id_key(newest))]
+        fresh = [
+            s
+            for s in replies
+            if isinstance(s, dict)
+            and isinstance(s.get("id"), str)
+            and (newest is None or id_key(s["id"]) > id_key(newest))
+        ]
         for s in fresh:
             if newest is None or id_key(s["id"]) > id_key(newest):
                 newest = s["id"]
         return Batch(self._mentions(watch, fresh, target), dump_cursor({"min_id": newest}) if newest else None)
 
-    def _mentions(self, watch: Watch, statuses: list[Mapping[str, Any]], thread: str | None = None) -> list[Mention]:
+    def _mentions(self, watch: Watch, statuses: Sequence[Mapping[str, Any]], thread: str | None = None) -> list[Mention]:
         out: list[Mention] = []
         for status in statuses:
             try:

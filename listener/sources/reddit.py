@@ -90,13 +90,18 @@ class RedditSource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: RedditSettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: RedditSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.http = HttpClient(PLATFORM, session, settings, quota=reddit_quota, clock=clock, sleep=sleep,
-                               user_agent=settings.user_agent)
+        self.http = HttpClient(
+            PLATFORM, session, settings, quota=reddit_quota, clock=clock, sleep=sleep, user_agent=settings.user_agent
+        )
         self._token: str | None = None
         self._token_expires_ts = 0.0
         self._lock = asyncio.Lock()
@@ -142,8 +147,10 @@ class RedditSource:
             path, params = f"/r/{sub.group(1)}/new", [("limit", "100")]
         else:
             query = value.lstrip("#") if watch.kind == "hashtag" else value.lstrip("@").removeprefix("u/")
-            path, params = "/search", [("q", query), ("sort", "new"), ("t", "week" if since else "day"),
-                                       ("limit", "100"), ("type", "link")]
+            path, params = (
+                "/search",
+                [("q", query), ("sort", "new"), ("t", "week" if since else "day"), ("limit", "100"), ("type", "link")],
+            )
         things: list[Mapping[str, Any]] = []
         after: str | None = None
         pages = self.settings.max_pages if since is not None else 1
@@ -155,7 +162,7 @@ class RedditSource:
                 raise SourceUnavailableError(PLATFORM, f"{path}: not a Listing")
             page = [c for c in children if isinstance(c, dict)]
             things.extend(page)
-            after = data.get("after")
+            after = data.get("after") if isinstance(data, dict) else None
             times = [to_float(str((c.get("data") or {}).get("created_utc"))) for c in page]
             oldest = min((t for t in times if t is not None), default=None)
             # Newest first: once a page reaches what we had, the rest is older still.
@@ -166,8 +173,13 @@ class RedditSource:
     async def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
         for attempt in range(2):
             token = await self._access_token()
-            resp = await self.http.request("GET", path, params=params + [("raw_json", "1")],
-                                           headers={"Authorization": f"bearer {token}"}, ok=(200, 401))
+            resp = await self.http.request(
+                "GET",
+                path,
+                params=params + [("raw_json", "1")],
+                headers={"Authorization": f"bearer {token}"},
+                ok=(200, 401),
+            )
             if resp.status == 200:
                 return resp.json()
             if attempt == 0:
@@ -189,14 +201,20 @@ class RedditSource:
             else:
                 form = {"grant_type": "client_credentials"}
             resp = await self.http.request(
-                "POST", f"{s.auth_url}/api/v1/access_token", data=form,
-                headers={"Authorization": basic_auth(s.client_id, s.client_secret.read() or "")}, ok=(200, 400, 401),
+                "POST",
+                f"{s.auth_url}/api/v1/access_token",
+                data=form,
+                headers={"Authorization": basic_auth(s.client_id, s.client_secret.read() or "")},
+                ok=(200, 400, 401),
             )
             body = resp.json() if resp.body else {}
             if resp.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
                 reason = body.get("error") if isinstance(body, dict) else None
-                raise SourceError(PLATFORM, f"token request refused (HTTP {resp.status}, {reason or 'no token'}): "
-                                            "check client_id, client_secret and the account")
+                raise SourceError(
+                    PLATFORM,
+                    f"token request refused (HTTP {resp.status}, {reason or 'no token'}): "
+                    "check client_id, client_secret and the account",
+                )
             self._token = str(body["access_token"])
             # Renew a minute early so a poll never starts with a token about to lapse.
             self._token_expires_ts = self.clock() + float(body.get("expires_in", 3600)) - 60

@@ -48,19 +48,26 @@ class RssSource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: RssSettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: RssSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.http = HttpClient(PLATFORM, session, settings, clock=clock, sleep=sleep, default_wait_s=600.0,
-                               user_agent=settings.user_agent)
+        self.http = HttpClient(
+            PLATFORM, session, settings, clock=clock, sleep=sleep, default_wait_s=600.0, user_agent=settings.user_agent
+        )
 
     async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch:
         state = load_cursor(cursor)
         # A 301 moved the feed for good: keep polling where it went.
         url = state.get("url") or target.strip()
-        headers: dict[str, str] = {"Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5"}
+        headers: dict[str, str] = {
+            "Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5"
+        }
         if state.get("etag"):
             headers["If-None-Match"] = state["etag"]  # weak validators go back verbatim
         if state.get("modified"):

@@ -123,7 +123,12 @@ class PollScheduler:
             if old is None:
                 first = now + timedelta(seconds=random.uniform(0, min(job.watch.interval, self.startup_spread_s)))
                 self._scheduler.add_job(
-                    self._run, self._trigger(job.watch), args=[key], id=key, name=key, next_run_time=first,
+                    self._run,
+                    self._trigger(job.watch),
+                    args=[key],
+                    id=key,
+                    name=key,
+                    next_run_time=first,
                     **self._job_options(job.watch),
                 )
                 self._health[key] = SourceHealth(key)
@@ -132,8 +137,9 @@ class PollScheduler:
                 self._scheduler.reschedule_job(key, trigger=self._trigger(job.watch))
 
     def _trigger(self, watch: Watch) -> IntervalTrigger:
-        return IntervalTrigger(seconds=watch.interval, jitter=watch.interval * self.jitter_ratio or None,
-                               timezone=timezone.utc)
+        return IntervalTrigger(
+            seconds=watch.interval, jitter=watch.interval * self.jitter_ratio or None, timezone=timezone.utc
+        )
 
     @staticmethod
     def _job_options(watch: Watch) -> dict[str, Any]:
@@ -203,12 +209,14 @@ class PollScheduler:
         except SourceError as exc:
             self._failed(health, str(exc), self._backoff_s(health))
         except asyncio.TimeoutError:
-            self._failed(health, f"{job.platform}: poll took longer than {self.poll_timeout_s:g}s",
-                         self._backoff_s(health))
+            self._failed(
+                health, f"{job.platform}: poll took longer than {self.poll_timeout_s:g}s", self._backoff_s(health)
+            )
         except Exception as exc:  # a bug in one source must not stop the others
             log.exception("poll %s failed unexpectedly", job.key)
-            self._failed(health, f"{job.platform}: internal error: {type(exc).__name__}: {exc}",
-                         self._backoff_s(health))
+            self._failed(
+                health, f"{job.platform}: internal error: {type(exc).__name__}: {exc}", self._backoff_s(health)
+            )
         else:
             health.last_success_ts = self.clock()
             health.consecutive_failures = 0
@@ -225,7 +233,7 @@ class PollScheduler:
     def _backoff_s(self, health: SourceHealth) -> float:
         # consecutive_failures is not yet counted for this failure
         exponent = min(health.consecutive_failures, 16)
-        return random.uniform(0.5, 1.0) * min(self.backoff_max_s, self.backoff_base_s * 2.0 ** exponent)
+        return random.uniform(0.5, 1.0) * min(self.backoff_max_s, self.backoff_base_s * 2.0**exponent)
 
     def _failed(self, health: SourceHealth, error: str, wait_s: float) -> None:
         now = self.clock()

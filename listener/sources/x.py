@@ -23,8 +23,10 @@ from listener.sources.settings import XSettings
 log = logging.getLogger(__name__)
 PLATFORM = "x"
 FIELDS = [
-    ("tweet.fields", "created_at,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,"
-                     "public_metrics,lang,note_tweet"),
+    (
+        "tweet.fields",
+        "created_at,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,public_metrics,lang,note_tweet",
+    ),
     ("expansions", "author_id"),
     ("user.fields", "username,name"),
 ]
@@ -74,12 +76,23 @@ class XSource:
     platform = PLATFORM
 
     def __init__(
-        self, settings: XSettings, session: aiohttp.ClientSession, *,
-        clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        self,
+        settings: XSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.http = HttpClient(PLATFORM, session, settings, quota=epoch_quota("x-rate-limit"), clock=clock, sleep=sleep,
-                               default_wait_s=900.0)
+        self.http = HttpClient(
+            PLATFORM,
+            session,
+            settings,
+            quota=epoch_quota("x-rate-limit"),
+            clock=clock,
+            sleep=sleep,
+            default_wait_s=900.0,
+        )
         self._auth = {"Authorization": f"Bearer {settings.bearer_token.read() or ''}"}
         self._user_ids: dict[str, str] = {}
 
@@ -113,8 +126,11 @@ class XSource:
             meta = body.get("meta") or {}
             if page == 0:
                 newest = meta.get("newest_id")
-            users = {u.get("id"): u.get("username") for u in (body.get("includes") or {}).get("users") or []
-                     if isinstance(u, dict)}
+            users = {
+                str(u.get("id")): str(u.get("username"))
+                for u in (body.get("includes") or {}).get("users") or []
+                if isinstance(u, dict)
+            }
             for tweet in body.get("data") or []:
                 try:
                     mentions.append(mention_from_tweet(tweet, users, watch))

@@ -45,14 +45,26 @@ class Post:
         raw = self.text.encode()
         for tag in self.tags:
             start = raw.find(f"#{tag}".encode())
-            facets.append({"index": {"byteStart": start, "byteEnd": start + len(tag.encode()) + 1},
-                           "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": tag}]})
+            facets.append(
+                {
+                    "index": {"byteStart": start, "byteEnd": start + len(tag.encode()) + 1},
+                    "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": tag}],
+                }
+            )
         for did in self.mention_dids:
             start = raw.find(f"@{OUR_HANDLE}".encode())
-            facets.append({"index": {"byteStart": start, "byteEnd": start + len(OUR_HANDLE) + 1},
-                           "features": [{"$type": "app.bsky.richtext.facet#mention", "did": did}]})
-        record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": self.text, "createdAt": iso(self.created_ts),
-                                  "langs": ["en"]}
+            facets.append(
+                {
+                    "index": {"byteStart": start, "byteEnd": start + len(OUR_HANDLE) + 1},
+                    "features": [{"$type": "app.bsky.richtext.facet#mention", "did": did}],
+                }
+            )
+        record: dict[str, Any] = {
+            "$type": "app.bsky.feed.post",
+            "text": self.text,
+            "createdAt": iso(self.created_ts),
+            "langs": ["en"],
+        }
         if facets:
             record["facets"] = facets
         if self.reply_root:
@@ -61,10 +73,17 @@ class Post:
         return record
 
     def view(self) -> dict[str, Any]:
-        return {"uri": self.uri, "cid": "bafyreib2rxk3rh6kzwq4d5p6xqv2w7m3c4",
-                "author": {"did": self.did, "handle": self.handle, "displayName": self.handle.split(".")[0]},
-                "record": self.record(), "replyCount": 0, "repostCount": 1, "likeCount": 2, "quoteCount": 0,
-                "indexedAt": iso(self.created_ts + 0.5)}
+        return {
+            "uri": self.uri,
+            "cid": "bafyreib2rxk3rh6kzwq4d5p6xqv2w7m3c4",
+            "author": {"did": self.did, "handle": self.handle, "displayName": self.handle.split(".")[0]},
+            "record": self.record(),
+            "replyCount": 0,
+            "repostCount": 1,
+            "likeCount": 2,
+            "quoteCount": 0,
+            "indexedAt": iso(self.created_ts + 0.5),
+        }
 
 
 class FakeBluesky(FakePlatform):
@@ -96,8 +115,9 @@ class FakeBluesky(FakePlatform):
     def new_post(self, text: str, **kwargs: Any) -> Post:
         n = self.next_seq()
         did = f"did:plc:user{n:020d}"
-        post = Post(f"at://{did}/app.bsky.feed.post/3l{n:011d}", did, f"user{n}.bsky.social", text,
-                    self.t0 + n, **kwargs)
+        post = Post(
+            f"at://{did}/app.bsky.feed.post/3l{n:011d}", did, f"user{n}.bsky.social", text, self.t0 + n, **kwargs
+        )
         self.posts.append(post)
         return post
 
@@ -106,8 +126,13 @@ class FakeBluesky(FakePlatform):
 
     def source(self, session: Any, **settings: Any) -> BlueskySource:
         os.environ["LISTENER_TEST_BLUESKY_PASSWORD"] = self.password
-        values: dict[str, Any] = {"base_url": self.base_url, "public_url": self.base_url, "identifier": OUR_HANDLE,
-                                  "app_password": Secret(env="LISTENER_TEST_BLUESKY_PASSWORD"), **settings}
+        values: dict[str, Any] = {
+            "base_url": self.base_url,
+            "public_url": self.base_url,
+            "identifier": OUR_HANDLE,
+            "app_password": Secret(env="LISTENER_TEST_BLUESKY_PASSWORD"),
+            **settings,
+        }
         return BlueskySource(BlueskySettings(**values), session, clock=self.clock, sleep=self.clock.sleep)
 
     def source_with_wrong_credentials(self, session: Any) -> BlueskySource:
@@ -124,8 +149,12 @@ class FakeBluesky(FakePlatform):
     # -- the API ----------------------------------------------------------------------
 
     def rate_headers(self, quota: Quota) -> dict[str, str]:
-        return {"RateLimit-Limit": str(quota.limit), "RateLimit-Remaining": str(max(0, quota.remaining)),
-                "RateLimit-Reset": f"{quota.reset_ts:.0f}", "RateLimit-Policy": f"{quota.limit};w={quota.window_s:.0f}"}
+        return {
+            "RateLimit-Limit": str(quota.limit),
+            "RateLimit-Remaining": str(max(0, quota.remaining)),
+            "RateLimit-Reset": f"{quota.reset_ts:.0f}",
+            "RateLimit-Policy": f"{quota.limit};w={quota.window_s:.0f}",
+        }
 
     def too_many(self, wait_s: float) -> web.Response:
         return web.json_response({"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}, status=429)
@@ -202,8 +231,11 @@ class FakeBluesky(FakePlatform):
         root = next((p for p in self.posts if p.uri == uri), None)
         if root is None:
             return self._error(400, "NotFound", f"Post not found: {uri}")
-        replies = [{"$type": "app.bsky.feed.defs#threadViewPost", "post": p.view(), "replies": []}
-                   for p in self.posts if p.reply_root == uri]
+        replies = [
+            {"$type": "app.bsky.feed.defs#threadViewPost", "post": p.view(), "replies": []}
+            for p in self.posts
+            if p.reply_root == uri
+        ]
         body = {"thread": {"$type": "app.bsky.feed.defs#threadViewPost", "post": root.view(), "replies": replies}}
         return web.json_response(_checked(models.AppBskyFeedGetPostThread.Response, body))
 

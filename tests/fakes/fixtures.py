@@ -1,18 +1,9 @@
-"""Fixtures the source tests share: one aiohttp session, a started fake, a condition waiter."""
+"""Helpers the source tests share: a condition waiter."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
-
-import aiohttp
-import pytest
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+from typing import Callable
 
 
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

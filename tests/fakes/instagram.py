@@ -32,8 +32,18 @@ def stamp(ts: float) -> str:
 
 
 def oauth_error(message: str, code: int, status: int = 400, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "OAuthException", "code": code,
-                                        "fbtrace_id": "AbCdEfGh123XyZ", **extra}}, status=status)
+    return web.json_response(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "fbtrace_id": "AbCdEfGh123XyZ",
+                **extra,
+            }
+        },
+        status=status,
+    )
 
 
 @dataclass
@@ -47,9 +57,15 @@ class Media:
     comments: list[dict[str, Any]] = field(default_factory=list)
 
     def json(self, fields: str) -> dict[str, Any]:
-        body = {"id": self.id, "caption": self.caption, "media_type": "IMAGE", "comments_count": len(self.comments),
-                "like_count": 87, "permalink": f"https://www.instagram.com/p/C{self.id[-8:]}/",
-                "timestamp": stamp(self.created_ts)}
+        body = {
+            "id": self.id,
+            "caption": self.caption,
+            "media_type": "IMAGE",
+            "comments_count": len(self.comments),
+            "like_count": 87,
+            "permalink": f"https://www.instagram.com/p/C{self.id[-8:]}/",
+            "timestamp": stamp(self.created_ts),
+        }
         if "username" in fields and self.tagged_us:
             body["username"] = "local_resident_22"
         return {k: v for k, v in body.items() if k in fields.split(",") or k == "id"}
@@ -78,8 +94,12 @@ class FakeInstagram(FakePlatform):
 
     def source(self, session: Any, **settings: Any) -> InstagramSource:
         os.environ["LISTENER_TEST_IG_TOKEN"] = TOKEN
-        values: dict[str, Any] = {"base_url": self.base_url + VERSION, "user_id": OUR_USER,
-                                  "access_token": Secret(env="LISTENER_TEST_IG_TOKEN"), **settings}
+        values: dict[str, Any] = {
+            "base_url": self.base_url + VERSION,
+            "user_id": OUR_USER,
+            "access_token": Secret(env="LISTENER_TEST_IG_TOKEN"),
+            **settings,
+        }
         return InstagramSource(InstagramSettings(**values), session, clock=self.clock, sleep=self.clock.sleep)
 
     def source_with_wrong_credentials(self, session: Any) -> InstagramSource:
@@ -97,8 +117,13 @@ class FakeInstagram(FakePlatform):
 
     def comment(self, media: Media, text: str, parent: str | None = None) -> str:
         n = self.next_seq()
-        item = {"id": f"178900112233{n:05d}", "text": text, "timestamp": stamp(self.t0 + n),
-                "username": f"resident_{n}", "like_count": 1}
+        item = {
+            "id": f"178900112233{n:05d}",
+            "text": text,
+            "timestamp": stamp(self.t0 + n),
+            "username": f"resident_{n}",
+            "like_count": 1,
+        }
         if parent is None:
             media.comments.append(item)
         else:
@@ -107,25 +132,40 @@ class FakeInstagram(FakePlatform):
         return item["id"]
 
     def publish(self, n: int = 1) -> list[str]:
-        return [self.new_media(f"Safety fair with #metropolice today ({self._seq + 1})", hashtag="metropolice").id
-                for _ in range(n)]
+        return [
+            self.new_media(f"Safety fair with #metropolice today ({self._seq + 1})", hashtag="metropolice").id
+            for _ in range(n)
+        ]
 
     # -- the API ----------------------------------------------------------------------
 
     def rate_headers(self, quota: Quota) -> dict[str, str]:
         used = round(100 * (quota.limit - max(0, quota.remaining)) / quota.limit)
         regain = 0 if quota.remaining > 0 else max(1, math.ceil((quota.reset_ts - self.clock()) / 60))
-        return {"X-App-Usage": json.dumps({"call_count": used, "total_cputime": 5, "total_time": 5}),
-                "X-Business-Use-Case-Usage": json.dumps({OUR_USER: [{"type": "instagram", "call_count": used,
-                                                                     "total_cputime": 5, "total_time": 5,
-                                                                     "estimated_time_to_regain_access": regain}]})}
+        return {
+            "X-App-Usage": json.dumps({"call_count": used, "total_cputime": 5, "total_time": 5}),
+            "X-Business-Use-Case-Usage": json.dumps(
+                {
+                    OUR_USER: [
+                        {
+                            "type": "instagram",
+                            "call_count": used,
+                            "total_cputime": 5,
+                            "total_time": 5,
+                            "estimated_time_to_regain_access": regain,
+                        }
+                    ]
+                }
+            ),
+        }
 
     def too_many(self, wait_s: float) -> web.Response:
         return oauth_error("(#4) Application request limit reached", 4, status=403, is_transient=True)
 
     def server_error(self, status: int) -> web.Response:
-        return oauth_error("An unexpected error has occurred. Please retry your request later.", 2, status=status,
-                           is_transient=True)
+        return oauth_error(
+            "An unexpected error has occurred. Please retry your request later.", 2, status=status, is_transient=True
+        )
 
     def _token_problem(self, request: web.Request) -> web.Response | None:
         token = request.query.get("access_token")
@@ -161,15 +201,20 @@ class FakeInstagram(FakePlatform):
             return problem
         tag = next((t for t, i in self.hashtags.items() if i == request.match_info["node"]), None)
         fields = request.query.get("fields", "id")
-        items = [m.json(fields) for m in sorted(self.media, key=lambda m: m.created_ts, reverse=True) if m.hashtag == tag]
+        items = [
+            m.json(fields) for m in sorted(self.media, key=lambda m: m.created_ts, reverse=True) if m.hashtag == tag
+        ]
         return self._paged(request, items)
 
     async def own_media(self, request: web.Request) -> web.Response:
         if (problem := self._token_problem(request)) is not None:
             return problem
         fields = request.query.get("fields", "id")
-        mine = [m.json(fields) for m in sorted(self.media, key=lambda m: m.created_ts, reverse=True)
-                if m.owner == request.match_info["node"]]
+        mine = [
+            m.json(fields)
+            for m in sorted(self.media, key=lambda m: m.created_ts, reverse=True)
+            if m.owner == request.match_info["node"]
+        ]
         return self._paged(request, mine)
 
     async def tags(self, request: web.Request) -> web.Response:

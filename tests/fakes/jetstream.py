@@ -28,18 +28,40 @@ class FakeJetstream(FakePlatform):
         n = self.next_seq()
         self.time_us += 1_000_000  # one second apart
         rkey = f"3lzx{n:09d}"
-        self.events.append({"did": did, "time_us": self.time_us, "kind": "commit", "commit": {
-            "rev": f"3lzx7c2kr{n:04d}", "operation": "create", "collection": "app.bsky.feed.post", "rkey": rkey,
-            "cid": "bafyreib2rxk3rh6kzwq4d5p6xqv2w7m3c4",
-            "record": {"$type": "app.bsky.feed.post", "text": text, "createdAt": "2026-08-20T21:14:03.112Z",
-                       "langs": ["en"], **record}}})
+        self.events.append(
+            {
+                "did": did,
+                "time_us": self.time_us,
+                "kind": "commit",
+                "commit": {
+                    "rev": f"3lzx7c2kr{n:04d}",
+                    "operation": "create",
+                    "collection": "app.bsky.feed.post",
+                    "rkey": rkey,
+                    "cid": "bafyreib2rxk3rh6kzwq4d5p6xqv2w7m3c4",
+                    "record": {
+                        "$type": "app.bsky.feed.post",
+                        "text": text,
+                        "createdAt": "2026-08-20T21:14:03.112Z",
+                        "langs": ["en"],
+                        **record,
+                    },
+                },
+            }
+        )
         self._new.set()
         return f"at://{did}/app.bsky.feed.post/{rkey}"
 
     def noise(self, kind: str = "identity") -> None:
         self.time_us += 1_000_000
-        self.events.append({"did": "did:plc:someone", "time_us": self.time_us, "kind": kind,
-                            kind: {"did": "did:plc:someone", "seq": 1}})
+        self.events.append(
+            {
+                "did": "did:plc:someone",
+                "time_us": self.time_us,
+                "kind": kind,
+                kind: {"did": "did:plc:someone", "seq": 1},
+            }
+        )
         self._new.set()
 
     async def drop(self) -> None:

@@ -33,15 +33,31 @@ def iso(ts: float) -> str:
 
 def account(acct: str, account_id: str) -> dict[str, Any]:
     user = acct.split("@")[0]
-    return {"id": account_id, "username": user, "acct": acct, "display_name": user.title(), "locked": False,
-            "bot": False, "group": False, "discoverable": True, "indexable": True,
-            "created_at": "2023-01-01T00:00:00.000Z", "note": "", "url": f"https://{HOST}/@{user}",
-            "uri": f"https://{HOST}/users/{user}", "avatar": f"https://{HOST}/avatars/original/missing.png",
-            "avatar_static": f"https://{HOST}/avatars/original/missing.png",
-            "header": f"https://{HOST}/headers/original/missing.png",
-            "header_static": f"https://{HOST}/headers/original/missing.png",
-            "followers_count": 10, "following_count": 5, "statuses_count": 42, "last_status_at": "2026-08-20",
-            "emojis": [], "fields": []}
+    return {
+        "id": account_id,
+        "username": user,
+        "acct": acct,
+        "display_name": user.title(),
+        "locked": False,
+        "bot": False,
+        "group": False,
+        "discoverable": True,
+        "indexable": True,
+        "created_at": "2023-01-01T00:00:00.000Z",
+        "note": "",
+        "url": f"https://{HOST}/@{user}",
+        "uri": f"https://{HOST}/users/{user}",
+        "avatar": f"https://{HOST}/avatars/original/missing.png",
+        "avatar_static": f"https://{HOST}/avatars/original/missing.png",
+        "header": f"https://{HOST}/headers/original/missing.png",
+        "header_static": f"https://{HOST}/headers/original/missing.png",
+        "followers_count": 10,
+        "following_count": 5,
+        "statuses_count": 42,
+        "last_status_at": "2026-08-20",
+        "emojis": [],
+        "fields": [],
+    }
 
 
 @dataclass
@@ -57,19 +73,38 @@ class Status:
 
     def json(self) -> dict[str, Any]:
         user = self.acct.split("@")[0]
-        mentions = ([{"id": "1", "username": OUR_ACCT, "acct": OUR_ACCT, "url": f"https://{HOST}/@{OUR_ACCT}"}]
-                    if self.mentions_us else [])
+        mentions = (
+            [{"id": "1", "username": OUR_ACCT, "acct": OUR_ACCT, "url": f"https://{HOST}/@{OUR_ACCT}"}]
+            if self.mentions_us
+            else []
+        )
         return {
-            "id": str(self.id), "uri": f"https://{HOST}/users/{user}/statuses/{self.id}",
-            "url": f"https://{HOST}/@{user}/{self.id}", "created_at": iso(self.created_ts), "edited_at": None,
-            "account": account(self.acct, str(1000 + self.id % 97)), "content": self.html, "visibility": "public",
-            "sensitive": bool(self.spoiler), "spoiler_text": self.spoiler, "media_attachments": [],
-            "application": None, "mentions": mentions,
+            "id": str(self.id),
+            "uri": f"https://{HOST}/users/{user}/statuses/{self.id}",
+            "url": f"https://{HOST}/@{user}/{self.id}",
+            "created_at": iso(self.created_ts),
+            "edited_at": None,
+            "account": account(self.acct, str(1000 + self.id % 97)),
+            "content": self.html,
+            "visibility": "public",
+            "sensitive": bool(self.spoiler),
+            "spoiler_text": self.spoiler,
+            "media_attachments": [],
+            "application": None,
+            "mentions": mentions,
             "tags": [{"name": t.lower(), "url": f"https://{HOST}/tags/{t.lower()}"} for t in self.tags],
-            "emojis": [], "reblogs_count": 1, "favourites_count": 3, "replies_count": 0, "quotes_count": 0,
+            "emojis": [],
+            "reblogs_count": 1,
+            "favourites_count": 3,
+            "replies_count": 0,
+            "quotes_count": 0,
             "in_reply_to_id": str(self.reply_to) if self.reply_to else None,
-            "in_reply_to_account_id": "1" if self.reply_to else None, "reblog": None, "poll": None, "card": None,
-            "language": "en", "text": None,
+            "in_reply_to_account_id": "1" if self.reply_to else None,
+            "reblog": None,
+            "poll": None,
+            "card": None,
+            "language": "en",
+            "text": None,
         }
 
 
@@ -101,8 +136,11 @@ class FakeMastodon(FakePlatform):
 
     def source(self, session: Any, **settings: Any) -> MastodonSource:
         os.environ["LISTENER_TEST_MASTODON_TOKEN"] = TOKEN
-        values: dict[str, Any] = {"base_url": self.base_url,
-                                  "access_token": Secret(env="LISTENER_TEST_MASTODON_TOKEN"), **settings}
+        values: dict[str, Any] = {
+            "base_url": self.base_url,
+            "access_token": Secret(env="LISTENER_TEST_MASTODON_TOKEN"),
+            **settings,
+        }
         return MastodonSource(MastodonSettings(**values), session, clock=self.clock, sleep=self.clock.sleep)
 
     def source_with_wrong_credentials(self, session: Any) -> MastodonSource:
@@ -121,17 +159,25 @@ class FakeMastodon(FakePlatform):
         return status
 
     def publish(self, n: int = 1) -> list[str]:
-        made = [self.new_status(f'<p>Response times from <a href="https://{HOST}/tags/MetroPolice" class="mention '
-                                f'hashtag" rel="tag">#<span>MetroPolice</span></a> report {self._seq + 1}</p>',
-                                tags=["MetroPolice"]) for _ in range(n)]
+        made = [
+            self.new_status(
+                f'<p>Response times from <a href="https://{HOST}/tags/MetroPolice" class="mention '
+                f'hashtag" rel="tag">#<span>MetroPolice</span></a> report {self._seq + 1}</p>',
+                tags=["MetroPolice"],
+            )
+            for _ in range(n)
+        ]
         return [s.json()["uri"] for s in made]
 
     # -- the API ----------------------------------------------------------------------
 
     def rate_headers(self, quota: Quota) -> dict[str, str]:
         reset = datetime.fromtimestamp(quota.reset_ts, tz=timezone.utc).isoformat(timespec="microseconds")
-        return {"X-RateLimit-Limit": str(quota.limit), "X-RateLimit-Remaining": str(max(0, quota.remaining)),
-                "X-RateLimit-Reset": reset.replace("+00:00", "Z")}
+        return {
+            "X-RateLimit-Limit": str(quota.limit),
+            "X-RateLimit-Remaining": str(max(0, quota.remaining)),
+            "X-RateLimit-Reset": reset.replace("+00:00", "Z"),
+        }
 
     def too_many(self, wait_s: float) -> web.Response:
         return web.json_response({"error": "Too many requests"}, status=429)
@@ -168,8 +214,9 @@ class FakeMastodon(FakePlatform):
         if page:
             base = f"{self.base_url}{request.path}"
             extra = "".join(f"&{k}={v}" for k, v in q.items() if k not in ("max_id", "min_id", "since_id"))
-            headers["Link"] = (f'<{base}?max_id={page[-1][0]}{extra}>; rel="next", '
-                               f'<{base}?min_id={page[0][0]}{extra}>; rel="prev"')
+            headers["Link"] = (
+                f'<{base}?max_id={page[-1][0]}{extra}>; rel="next", <{base}?min_id={page[0][0]}{extra}>; rel="prev"'
+            )
         return self._json(request, [body for _, body in page], headers)
 
     async def tag_timeline(self, request: web.Request) -> web.Response:
@@ -184,9 +231,21 @@ class FakeMastodon(FakePlatform):
         if (problem := self._token_problem(request, required=True)) is not None:
             return problem
         types = request.query.getall("types[]", [])
-        items = [(nid, {"id": str(nid), "type": "mention", "group_key": f"ungrouped-{nid}",
-                        "created_at": iso(s.created_ts), "account": account(s.acct, "77"), "status": s.json()})
-                 for nid, s in self.notifications if not types or "mention" in types]
+        items = [
+            (
+                nid,
+                {
+                    "id": str(nid),
+                    "type": "mention",
+                    "group_key": f"ungrouped-{nid}",
+                    "created_at": iso(s.created_ts),
+                    "account": account(s.acct, "77"),
+                    "status": s.json(),
+                },
+            )
+            for nid, s in self.notifications
+            if not types or "mention" in types
+        ]
         return self._page(request, items, max_limit=80)
 
     async def verify_credentials(self, request: web.Request) -> web.Response:
@@ -216,7 +275,9 @@ class FakeMastodon(FakePlatform):
                 break
             below += more
             frontier = {s.id for s in more}
-        return self._json(request, {"ancestors": [], "descendants": [s.json() for s in sorted(below, key=lambda s: s.id)]})
+        return self._json(
+            request, {"ancestors": [], "descendants": [s.json() for s in sorted(below, key=lambda s: s.id)]}
+        )
 
     async def search(self, request: web.Request) -> web.Response:
         if (problem := self._token_problem(request, required=True)) is not None:

@@ -43,15 +43,31 @@ class Thing:
         return f"{self.kind}_{self.id}"
 
     def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "name": self.name, "subreddit": self.subreddit, "author": self.author,
-                                "created_utc": self.created_utc, "score": 57, "edited": False}
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "subreddit": self.subreddit,
+            "author": self.author,
+            "created_utc": self.created_utc,
+            "score": 57,
+            "edited": False,
+        }
         if self.kind == "t3":
-            data |= {"title": self.title, "selftext": self.body, "num_comments": len(self.replies),
-                     "permalink": f"/r/{self.subreddit}/comments/{self.id}/post/", "url": "https://example.org/"}
+            data |= {
+                "title": self.title,
+                "selftext": self.body,
+                "num_comments": len(self.replies),
+                "permalink": f"/r/{self.subreddit}/comments/{self.id}/post/",
+                "url": "https://example.org/",
+            }
         else:
-            data |= {"body": self.body, "link_id": self.link_id, "parent_id": self.parent_id,
-                     "permalink": f"/r/{self.subreddit}/comments/{(self.link_id or '')[3:]}/post/{self.id}/",
-                     "replies": listing([r.json() for r in self.replies]) if self.replies else ""}
+            data |= {
+                "body": self.body,
+                "link_id": self.link_id,
+                "parent_id": self.parent_id,
+                "permalink": f"/r/{self.subreddit}/comments/{(self.link_id or '')[3:]}/post/{self.id}/",
+                "replies": listing([r.json() for r in self.replies]) if self.replies else "",
+            }
         return {"kind": self.kind, "data": data}
 
 
@@ -81,9 +97,14 @@ class FakeReddit(FakePlatform):
 
     def source(self, session: Any, **settings: Any) -> RedditSource:
         os.environ["LISTENER_TEST_REDDIT_SECRET"] = CLIENT_SECRET
-        values: dict[str, Any] = {"base_url": self.base_url, "auth_url": self.base_url, "client_id": CLIENT_ID,
-                                  "client_secret": Secret(env="LISTENER_TEST_REDDIT_SECRET"),
-                                  "user_agent": USER_AGENT, **settings}
+        values: dict[str, Any] = {
+            "base_url": self.base_url,
+            "auth_url": self.base_url,
+            "client_id": CLIENT_ID,
+            "client_secret": Secret(env="LISTENER_TEST_REDDIT_SECRET"),
+            "user_agent": USER_AGENT,
+            **settings,
+        }
         return RedditSource(RedditSettings(**values), session, clock=self.clock, sleep=self.clock.sleep)
 
     def source_with_wrong_credentials(self, session: Any) -> RedditSource:
@@ -107,19 +128,26 @@ class FakeReddit(FakePlatform):
         return comment
 
     def publish(self, n: int = 1) -> list[str]:
-        return [self.new_post(f"Metro Police at the march, thread {self._seq + 1}",
-                              "Officers handled it calmly &amp; kindly.").name for _ in range(n)]
+        return [
+            self.new_post(
+                f"Metro Police at the march, thread {self._seq + 1}", "Officers handled it calmly &amp; kindly."
+            ).name
+            for _ in range(n)
+        ]
 
     # -- the API ----------------------------------------------------------------------
 
     def rate_headers(self, quota: Quota) -> dict[str, str]:
-        return {"X-Ratelimit-Used": str(quota.limit - max(0, quota.remaining)),
-                "X-Ratelimit-Remaining": f"{max(0, quota.remaining):.1f}",
-                "X-Ratelimit-Reset": f"{max(0, quota.reset_ts - self.clock()):.0f}"}
+        return {
+            "X-Ratelimit-Used": str(quota.limit - max(0, quota.remaining)),
+            "X-Ratelimit-Remaining": f"{max(0, quota.remaining):.1f}",
+            "X-Ratelimit-Reset": f"{max(0, quota.reset_ts - self.clock()):.0f}",
+        }
 
     def too_many(self, wait_s: float) -> web.Response:
-        return web.Response(status=429, text="<html><body><h1>whoa there, pardner!</h1></body></html>",
-                            content_type="text/html")
+        return web.Response(
+            status=429, text="<html><body><h1>whoa there, pardner!</h1></body></html>", content_type="text/html"
+        )
 
     def counts_toward_quota(self, request: web.Request) -> bool:
         return request.path != "/api/v1/access_token"

@@ -30,9 +30,11 @@ class Entry:
         if self.published_ts is not None:
             when = datetime.fromtimestamp(self.published_ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             published = f"<published>{when}</published><updated>{when}</updated>"
-        return (f"<entry><title>{escape(self.title)}</title><id>{escape(self.id)}</id>"
-                f'<link href="{escape(self.link)}"/>{published}<author><name>City Desk</name></author>'
-                f'<summary type="html">{escape(self.summary_html)}</summary></entry>')
+        return (
+            f"<entry><title>{escape(self.title)}</title><id>{escape(self.id)}</id>"
+            f'<link href="{escape(self.link)}"/>{published}<author><name>City Desk</name></author>'
+            f'<summary type="html">{escape(self.summary_html)}</summary></entry>'
+        )
 
 
 class FakeFeed(FakePlatform):
@@ -58,11 +60,17 @@ class FakeFeed(FakePlatform):
     def source(self, session: Any, **settings: Any) -> RssSource:
         return RssSource(RssSettings(**settings), session, clock=self.clock, sleep=self.clock.sleep)
 
-    def new_entry(self, title: str, summary: str = "<p>Weekly meetings in every district.</p>",
-                  published: bool = True) -> Entry:
+    def new_entry(
+        self, title: str, summary: str = "<p>Weekly meetings in every district.</p>", published: bool = True
+    ) -> Entry:
         n = self.next_seq()
-        entry = Entry(f"tag:citynews.example,2026:{4400 + n}", title, summary,
-                      f"https://citynews.example/2026/08/20/story-{n}", self.t0 + n if published else None)
+        entry = Entry(
+            f"tag:citynews.example,2026:{4400 + n}",
+            title,
+            summary,
+            f"https://citynews.example/2026/08/20/story-{n}",
+            self.t0 + n if published else None,
+        )
         self.entries.append(entry)
         self.last_modified = datetime.fromtimestamp(self.t0 + n, tz=timezone.utc)
         return entry
@@ -72,10 +80,13 @@ class FakeFeed(FakePlatform):
 
     def body(self) -> str:
         shown = sorted(self.entries, key=lambda e: e.id, reverse=True)[: self.keep]
-        return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-                "<title>City News</title><id>tag:citynews.example,2026:feed</id>"
-                f"<updated>{self.last_modified.strftime('%Y-%m-%dT%H:%M:%SZ')}</updated>"
-                + "".join(e.xml() for e in shown) + "</feed>")
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>City News</title><id>tag:citynews.example,2026:feed</id>"
+            f"<updated>{self.last_modified.strftime('%Y-%m-%dT%H:%M:%SZ')}</updated>"
+            + "".join(e.xml() for e in shown)
+            + "</feed>"
+        )
 
     async def feed(self, request: web.Request) -> web.Response:
         body = self.body()

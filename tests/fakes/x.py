@@ -35,11 +35,20 @@ class Tweet:
     def json(self) -> dict[str, Any]:
         created = datetime.fromtimestamp(self.created_ts, tz=timezone.utc).isoformat(timespec="milliseconds")
         body: dict[str, Any] = {
-            "id": str(self.id), "text": self.text, "author_id": self.author_id,
+            "id": str(self.id),
+            "text": self.text,
+            "author_id": self.author_id,
             "created_at": created.replace("+00:00", "Z"),
-            "conversation_id": str(self.conversation_id or self.id), "lang": "en",
-            "public_metrics": {"retweet_count": 2, "reply_count": 1, "like_count": 40, "quote_count": 0,
-                               "bookmark_count": 1, "impression_count": 950},
+            "conversation_id": str(self.conversation_id or self.id),
+            "lang": "en",
+            "public_metrics": {
+                "retweet_count": 2,
+                "reply_count": 1,
+                "like_count": 40,
+                "quote_count": 0,
+                "bookmark_count": 1,
+                "impression_count": 950,
+            },
             "edit_history_tweet_ids": [str(self.id)],
         }
         if self.conversation_id:
@@ -48,8 +57,11 @@ class Tweet:
 
 
 def problem(status: int, title: str, detail: str, kind: str = "about:blank") -> web.Response:
-    return web.json_response({"title": title, "detail": detail, "type": kind, "status": status}, status=status,
-                             content_type="application/problem+json")
+    return web.json_response(
+        {"title": title, "detail": detail, "type": kind, "status": status},
+        status=status,
+        content_type="application/problem+json",
+    )
 
 
 class FakeX(FakePlatform):
@@ -72,8 +84,11 @@ class FakeX(FakePlatform):
 
     def source(self, session: Any, **settings: Any) -> XSource:
         os.environ["LISTENER_TEST_X_TOKEN"] = TOKEN
-        values: dict[str, Any] = {"base_url": self.base_url, "bearer_token": Secret(env="LISTENER_TEST_X_TOKEN"),
-                                  **settings}
+        values: dict[str, Any] = {
+            "base_url": self.base_url,
+            "bearer_token": Secret(env="LISTENER_TEST_X_TOKEN"),
+            **settings,
+        }
         return XSource(XSettings(**values), session, clock=self.clock, sleep=self.clock.sleep)
 
     def source_with_wrong_credentials(self, session: Any) -> XSource:
@@ -96,8 +111,11 @@ class FakeX(FakePlatform):
     # -- the API ----------------------------------------------------------------------
 
     def rate_headers(self, quota: Quota) -> dict[str, str]:
-        return {"x-rate-limit-limit": str(quota.limit), "x-rate-limit-remaining": str(max(0, quota.remaining)),
-                "x-rate-limit-reset": f"{quota.reset_ts:.0f}"}
+        return {
+            "x-rate-limit-limit": str(quota.limit),
+            "x-rate-limit-remaining": str(max(0, quota.remaining)),
+            "x-rate-limit-reset": f"{quota.reset_ts:.0f}",
+        }
 
     def too_many(self, wait_s: float) -> web.Response:
         return problem(429, "Too Many Requests", "Too Many Requests", "about:blank")
@@ -111,8 +129,12 @@ class FakeX(FakePlatform):
         q = request.query
         limit = int(q.get("max_results", "10"))
         if not 10 <= limit <= max_results:
-            return problem(400, "Invalid Request", f"The `max_results` query parameter value [{limit}] is not between "
-                           f"10 and {max_results}", "https://api.x.com/2/problems/invalid-request")
+            return problem(
+                400,
+                "Invalid Request",
+                f"The `max_results` query parameter value [{limit}] is not between 10 and {max_results}",
+                "https://api.x.com/2/problems/invalid-request",
+            )
         if "since_id" in q:
             tweets = [t for t in tweets if t.id > int(q["since_id"])]
         tweets = sorted(tweets, key=lambda t: t.id, reverse=True)
@@ -127,8 +149,11 @@ class FakeX(FakePlatform):
         if page:
             body["data"] = [t.json() for t in page]
             if "author_id" in q.get("expansions", ""):
-                body["includes"] = {"users": [{"id": t.author_id, "name": "Alex R", "username": f"user_{t.author_id[-5:]}"}
-                                              for t in page]}
+                body["includes"] = {
+                    "users": [
+                        {"id": t.author_id, "name": "Alex R", "username": f"user_{t.author_id[-5:]}"} for t in page
+                    ]
+                }
         return web.json_response(body)
 
     async def search_recent(self, request: web.Request) -> web.Response:
@@ -136,11 +161,18 @@ class FakeX(FakePlatform):
             return refused
         query = request.query.get("query")
         if not query:
-            return problem(400, "Invalid Request", "The 'query' parameter is required.",
-                           "https://api.x.com/2/problems/invalid-request")
+            return problem(
+                400,
+                "Invalid Request",
+                "The 'query' parameter is required.",
+                "https://api.x.com/2/problems/invalid-request",
+            )
         words = [w for w in query.split() if not w.startswith("-")]
-        matching = [t for t in self.tweets
-                    if all(w.lower() in t.text.lower() or w == f"conversation_id:{t.conversation_id}" for w in words)]
+        matching = [
+            t
+            for t in self.tweets
+            if all(w.lower() in t.text.lower() or w == f"conversation_id:{t.conversation_id}" for w in words)
+        ]
         if "-is:retweet" in query:
             matching = [t for t in matching if not t.text.startswith("RT ")]
         return self._answer(request, matching, "next_token", 100)
@@ -150,10 +182,21 @@ class FakeX(FakePlatform):
             return refused
         name = request.match_info["username"]
         if name.lower() != "metropolice":
-            return web.json_response({"errors": [{"value": name, "detail": f"Could not find user with username: [{name}].",
-                                                  "title": "Not Found Error", "resource_type": "user",
-                                                  "parameter": "username", "resource_id": name,
-                                                  "type": "https://api.x.com/2/problems/resource-not-found"}]})
+            return web.json_response(
+                {
+                    "errors": [
+                        {
+                            "value": name,
+                            "detail": f"Could not find user with username: [{name}].",
+                            "title": "Not Found Error",
+                            "resource_type": "user",
+                            "parameter": "username",
+                            "resource_id": name,
+                            "type": "https://api.x.com/2/problems/resource-not-found",
+                        }
+                    ]
+                }
+            )
         return web.json_response({"data": {"id": OUR_ID, "name": "Metro Police", "username": "MetroPolice"}})
 
     async def mentions(self, request: web.Request) -> web.Response:
