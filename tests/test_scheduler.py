@@ -58,18 +58,14 @@ class Recorder:
 
 @pytest.fixture
 async def masto() -> AsyncIterator[FakeMastodon]:
-    fake = FakeMastodon()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeMastodon() as fake:
+        yield fake
 
 
 @pytest.fixture
 async def x() -> AsyncIterator[FakeX]:
-    fake = FakeX()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeX() as fake:
+        yield fake
 
 
 def scheduler(sources: dict[str, Any], recorder: Recorder, **kwargs: Any) -> PollScheduler:

@@ -25,10 +25,8 @@ from listener.store import Store
 
 @pytest.fixture
 async def bsky() -> AsyncIterator[FakeBluesky]:
-    fake = FakeBluesky()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeBluesky() as fake:
+        yield fake
 
 
 TAG = Watch(id="metropd", kind="hashtag", targets={"bluesky": "MetroPD"})
@@ -114,10 +112,8 @@ async def test_a_deleted_post_watch_is_a_clear_error(bsky, session):
 
 @pytest.fixture
 async def jet() -> AsyncIterator[FakeJetstream]:
-    fake = FakeJetstream()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeJetstream() as fake:
+        yield fake
 
 
 def stream_for(

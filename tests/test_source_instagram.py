@@ -13,10 +13,8 @@ from listener.sources.base import Watch
 
 @pytest.fixture
 async def ig() -> AsyncIterator[FakeInstagram]:
-    fake = FakeInstagram()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeInstagram() as fake:
+        yield fake
 
 
 async def test_the_hashtag_id_is_searched_once_and_kept_in_the_cursor(ig, session):

@@ -21,10 +21,8 @@ SCHEMA = Path(
 
 @pytest.fixture
 async def masto() -> AsyncIterator[FakeMastodon]:
-    fake = FakeMastodon()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeMastodon() as fake:
+        yield fake
 
 
 ACCOUNT = Watch(id="metropolice", kind="account", targets={"mastodon": OUR_ACCT})

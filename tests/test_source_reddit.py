@@ -12,10 +12,8 @@ from listener.sources.base import Watch
 
 @pytest.fixture
 async def reddit() -> AsyncIterator[FakeReddit]:
-    fake = FakeReddit()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeReddit() as fake:
+        yield fake
 
 
 async def test_one_token_serves_many_polls_and_a_refused_one_is_replaced(reddit, session):

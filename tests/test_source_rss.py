@@ -13,10 +13,8 @@ from listener.sources.base import Watch
 
 @pytest.fixture
 async def feed() -> AsyncIterator[FakeFeed]:
-    fake = FakeFeed()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeFeed() as fake:
+        yield fake
 
 
 async def test_an_unchanged_feed_costs_a_304_and_keeps_the_cursor(feed, session):

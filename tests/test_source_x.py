@@ -13,10 +13,8 @@ from listener.sources.base import Watch
 
 @pytest.fixture
 async def x() -> AsyncIterator[FakeX]:
-    fake = FakeX()
-    await fake.start()
-    yield fake
-    await fake.close()
+    async with FakeX() as fake:
+        yield fake
 
 
 async def test_since_id_is_the_first_page_s_newest_id_and_kept_while_paging(x, session):

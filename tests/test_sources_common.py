@@ -19,10 +19,8 @@ from listener.store import Store
 
 @pytest.fixture(params=sorted(FAKES))
 async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakePlatform]:
-    server = FAKES[request.param]()
-    await server.start()
-    yield server
-    await server.close()
+    async with FAKES[request.param]() as server:
+        yield server
 
 
 async def poll(fake: FakePlatform, source: Any, cursor: str | None = None) -> Batch:
