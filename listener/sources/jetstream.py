@@ -111,11 +111,15 @@ class JetstreamStream:
         get_cursor: Callable[[], str | None],
         on_status: Callable[[bool, str | None], None] | None = None,
     ) -> None:
-        """Listen until cancelled; reconnect with jittered exponential backoff."""
+        """Listen until cancelled; reconnect with jittered exponential backoff.
+
+        `on_status(ok, error)` is told of each failed connection and each batch handed over,
+        for the health endpoint and the flatline rule (as the scheduler's `on_poll`).
+        """
         failures = 0
         while True:
             try:
-                await self._listen(on_batch, get_cursor)
+                await self._listen(on_batch, get_cursor, on_status)
                 error = "stream closed by the server"
             except (aiohttp.ClientError, asyncio.TimeoutError, SourceError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -138,7 +142,12 @@ class JetstreamStream:
             url += f"&cursor={max(0, int(cursor) - int(self.settings.jetstream.rewind_s * 1_000_000))}"
         return url
 
-    async def _listen(self, on_batch: Callable[[Batch], Awaitable[None]], get_cursor: Callable[[], str | None]) -> None:
+    async def _listen(
+        self,
+        on_batch: Callable[[Batch], Awaitable[None]],
+        get_cursor: Callable[[], str | None],
+        on_status: Callable[[bool, str | None], None] | None,
+    ) -> None:
         matchers = await self._build_matchers()
         url = self.subscribe_url(get_cursor())
         async with self.session.ws_connect(url, heartbeat=30.0, max_msg_size=4 * 1024 * 1024) as ws:
@@ -173,6 +182,8 @@ class JetstreamStream:
                     await on_batch(Batch(pending, str(last_time_us)))
                     self.health.last_success_ts, self.health.consecutive_failures = now, 0
                     self.health.mentions_total += len(pending)
+                    if on_status:
+                        on_status(True, None)
                     pending, last_flush, committed = [], now, last_time_us
 
     def _event(self, raw: str | bytes, matchers: list[_Matcher]) -> tuple[int | None, Mention | None]:
