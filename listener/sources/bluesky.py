@@ -76,7 +76,11 @@ def mention_from_view(view: dict[str, Any], watch: Watch) -> Mention:
         "quotes": view.get("quoteCount", 0),
     }
     return mention_from_record(
-        view["uri"], view.get("record") or {}, watch, author=str(author.get("handle") or author.get("did")), metrics=metrics
+        view["uri"],
+        view.get("record") or {},
+        watch,
+        author=str(author.get("handle") or author.get("did")),
+        metrics=metrics,
     )
 
 

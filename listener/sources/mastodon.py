@@ -216,7 +216,9 @@ class MastodonSource:
                 newest = s["id"]
         return Batch(self._mentions(watch, fresh, target), dump_cursor({"min_id": newest}) if newest else None)
 
-    def _mentions(self, watch: Watch, statuses: Sequence[Mapping[str, Any]], thread: str | None = None) -> list[Mention]:
+    def _mentions(
+        self, watch: Watch, statuses: Sequence[Mapping[str, Any]], thread: str | None = None
+    ) -> list[Mention]:
         out: list[Mention] = []
         for status in statuses:
             try:
