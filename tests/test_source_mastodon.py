@@ -77,7 +77,8 @@ def test_html_becomes_plain_text_with_the_content_warning_first():
     text = status_text(
         {
             "content": '<p>Response times from <a href="https://x/tags/MetroPolice" class="mention hashtag">'
-            "#<span>MetroPolice</span></a> keep getting worse :angry_cat:</p><p>Second&nbsp;para &amp; more<br>line</p>",
+            "#<span>MetroPolice</span></a> keep getting worse :angry_cat:</p>"
+            "<p>Second&nbsp;para &amp; more<br>line</p>",
             "spoiler_text": "police :blobcop:",
         }
     )
