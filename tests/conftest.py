@@ -126,3 +126,12 @@ def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.Compl
     """Run the installed `listener` command as a user would, in a subprocess."""
     return subprocess.run([sys.executable, "-m", "listener", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+@pytest.fixture
+async def session() -> Any:
+    """One aiohttp client session per test, for the source tests against the fake platforms."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        yield s
