@@ -91,7 +91,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
 
     tail = Tail(_broker_settings(args, "listener-tail"), min_severity=args.min_severity, as_json=args.json,
                 active=args.active, count=args.count, emit=lambda text: print(text, flush=True),
-                warn=lambda text: print(f"listener: {text}", file=sys.stderr, flush=True))
+                note=lambda text: print(f"listener: {text}", file=sys.stderr, flush=True))
     asyncio.run(tail.run())
     return EXIT_OK
 

@@ -63,14 +63,14 @@ class Tail:
 
     def __init__(self, settings: BrokerSettings, *, min_severity: str = "info", as_json: bool = False,
                  active: bool = False, count: int | None = None, emit: Callable[[str], None],
-                 warn: Callable[[str], None]) -> None:
+                 note: Callable[[str], None]) -> None:
         self.settings = settings
         self.min_rank = SEVERITIES.index(min_severity)
         self.as_json = as_json
         self.active = active
         self.count = count
         self.emit = emit
-        self.warn = warn
+        self.note = note  # connection news, for stderr
         self.shown = 0
         self._seen: set[tuple[str, int, int]] = set()
 
@@ -113,18 +113,19 @@ class Tail:
             try:
                 await connect(client, self.settings)
             except PublishError as exc:
-                self.warn(f"{exc}; retrying in {RETRY_S:g}s")
+                self.note(f"{exc}; retrying in {RETRY_S:g}s")
                 await asyncio.sleep(RETRY_S)
                 continue
             try:
                 for topic in topics:
                     await client.subscribe(topic, qos=1)
+                self.note(f"listening to {self.settings.url} under {prefix}/ (Ctrl-C to stop)")
                 async for message in client.messages:
                     self._show(message)
                     if self.done():
                         break
             except aiomqtt.MqttError as exc:
-                self.warn(f"lost the connection to {self.settings.url} ({exc}); reconnecting")
+                self.note(f"lost the connection to {self.settings.url} ({exc}); reconnecting")
                 await asyncio.sleep(RETRY_S)
             finally:
                 await disconnect(client, self.settings, say_offline=False)
