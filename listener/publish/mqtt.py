@@ -11,7 +11,7 @@ import socket
 import ssl
 import time
 from types import TracebackType
-from typing import Any, Awaitable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -62,6 +62,9 @@ def make_client(settings: BrokerSettings, *, identifier: str | None = None, pers
         will=aiomqtt.Will(status_topic(settings.prefix), status_payload("offline"), qos=1, retain=True)
         if will else None,
         tls_context=tls_context(settings), timeout=timeout_s, keepalive=KEEPALIVE_S,
+        # Without it, Nagle's algorithm and the broker's delayed ACK stall each window of
+        # small publishes for ~40 ms: 300 alerts/s instead of thousands.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
     client.pending_calls_threshold = 2 * PUBLISH_WINDOW + 10
     return client
@@ -108,27 +111,36 @@ async def disconnect(client: aiomqtt.Client, settings: BrokerSettings, *, say_of
 
 async def publish_window(client: aiomqtt.Client, messages: Iterable[tuple[str, str | bytes, bool]],
                          *, timeout_s: float) -> list[BaseException | None]:
-    """Publish (topic, payload, retain) messages at QoS 1, in order on the wire, PUBACKs awaited in a
-    window of PUBLISH_WINDOW. Returns one entry per message: None (acknowledged) or the error."""
-    results: list[BaseException | None] = []
-    window: list[Awaitable[None]] = []
+    """Publish (topic, payload, retain) messages at QoS 1, in order on the wire, with up to
+    PUBLISH_WINDOW awaiting their PUBACK. Returns one entry per message: None (acknowledged) or
+    the error.
 
-    async def settle() -> None:
-        for outcome in await asyncio.gather(*window, return_exceptions=True):
-            if isinstance(outcome, asyncio.CancelledError):
-                raise outcome
-            results.append(outcome if isinstance(outcome, BaseException) else None)
-        window.clear()
+    The window slides (a new publish starts as soon as one is acknowledged) rather than going
+    in rounds: waiting for a whole round lets the broker's Nagle algorithm hold its PUBACKs
+    until our delayed ACK fires, a ~40 ms stall per round.
+    """
+    slots = asyncio.Semaphore(PUBLISH_WINDOW)
 
-    for topic, payload, retain in messages:
-        # create_task runs paho's publish() in creation order, so the broker sees them in order.
-        window.append(asyncio.ensure_future(client.publish(topic, payload, qos=1, retain=retain,
-                                                           timeout=timeout_s)))
-        if len(window) >= PUBLISH_WINDOW:
-            await settle()
-    if window:
-        await settle()
-    return results
+    async def one(topic: str, payload: str | bytes, retain: bool) -> BaseException | None:
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain, timeout=timeout_s)
+            return None
+        except aiomqtt.MqttError as exc:
+            return exc
+        finally:
+            slots.release()
+
+    tasks: list[asyncio.Task[BaseException | None]] = []
+    try:
+        for topic, payload, retain in messages:
+            await slots.acquire()
+            # Tasks start in creation order, so paho queues the messages in this order.
+            tasks.append(asyncio.create_task(one(topic, payload, retain)))
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 class MqttPublisher:

@@ -23,15 +23,16 @@ from listener.errors import PublishError
 from listener.mention import format_time, from_ts
 from listener.publish.broker import BrokerSettings
 from listener.publish.mqtt import (
-    connect, describe_error, disconnect, make_client, publish_window, status_payload,
+    PUBLISH_WINDOW, connect, disconnect, make_client, publish_window, status_payload,
 )
 from listener.publish.topics import ack_command_topic, ack_topic, active_topic, alert_topic, status_topic
-from listener.store import Store
+from listener.store import OutboxRow, Store
 
 ACK_SCHEMA_VERSION = 1
 MAX_ACK_BY = 100
 MAX_ACK_NOTE = 500
 PRUNE_EVERY_S = 3600.0
+RECORD_EVERY_S = 0.01
 
 Message = tuple[str, str | bytes, bool]  # topic, payload, retain
 
@@ -93,6 +94,14 @@ class AlertRelay:
         self._acks: dict[str, dict[str, Any]] = {a.alert_id: a.ack for a in store.active_alerts() if a.ack}
         self._answers: list[tuple[str, dict[str, Any]]] = []  # ack answers and active refreshes to send
         self._last_prune = 0.0
+        # Delivery in flight on the current connection (see _send_pending).
+        self._sent_upto = 0
+        self._slots = asyncio.Semaphore(PUBLISH_WINDOW)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._acked: list[OutboxRow] = []
+        self._record_scheduled = False
+        self._link_failure: asyncio.Future[str] | None = None
+        self._renotify_at: float | None = 0.0  # clock() when the next re-notify is due; 0: check now
 
     # -- the daemon's handles ---------------------------------------------------------
 
@@ -170,8 +179,10 @@ class AlertRelay:
         # what is going on before anything else.
         await self._send(client, [(active_topic(prefix, a.payload), self._body(a.payload), True)
                                   for a in self.store.active_alerts()])
+        self._link_failure = asyncio.get_running_loop().create_future()
         tasks = {asyncio.create_task(self._read_commands(client), name="relay-commands"),
                  asyncio.create_task(self._deliver(client), name="relay-deliver"),
+                 asyncio.create_task(self._watch_link(), name="relay-link"),
                  asyncio.create_task(self._close_deadline_passed(), name="relay-close-deadline")}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -200,18 +211,32 @@ class AlertRelay:
             raise PublishError(f"publish to {self.settings.url} failed: {errors[0] or 'timeout'}")
 
     async def _deliver(self, client: aiomqtt.Client) -> None:
-        while True:
-            self._wake.clear()
-            await self._drain(client)
-            await self._send_answers(client)
-            next_due_s = await self._renotify(client)
-            self._prune()
-            if self._closing.is_set():
-                return
-            try:
-                await asyncio.wait_for(self._wake.wait(), next_due_s)
-            except TimeoutError:
-                pass
+        # Per connection: rows after `_sent_upto` have not been handed to this connection yet.
+        self._sent_upto = 0
+        self._slots = asyncio.Semaphore(PUBLISH_WINDOW)
+        try:
+            while True:
+                self._wake.clear()
+                await self._send_pending(client)
+                await self._send_answers(client)
+                next_due_s = await self._renotify(client)
+                self._prune()
+                if self._closing.is_set():
+                    await asyncio.gather(*self._inflight)
+                    self._record()
+                    return
+                try:
+                    await asyncio.wait_for(self._wake.wait(), next_due_s)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in self._inflight:
+                task.cancel()
+
+    async def _watch_link(self) -> None:
+        assert self._link_failure is not None
+        error = await self._link_failure
+        raise PublishError(f"publish to {self.settings.url} failed: {error}")
 
     # -- the outbox -------------------------------------------------------------------
 
@@ -222,37 +247,74 @@ class AlertRelay:
         full["renotify"] = renotify
         return json.dumps(full, ensure_ascii=False)
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _send_pending(self, client: aiomqtt.Client) -> None:
+        """Hand every queued row to the broker, in order, without waiting for earlier PUBACKs.
+
+        The window slides across rows and wakes: a new alert goes out at once even while
+        earlier ones await their PUBACK (which the broker's Nagle algorithm may hold ~40 ms).
+        Rows are marked delivered as their PUBACKs arrive (`_record`), a batch per loop turn.
+        """
         prefix = self.settings.prefix
-        while rows := self.store.pending(limit=self.batch):
-            messages: list[Message] = []
+        while rows := self.store.pending(limit=self.batch, after_seq=self._sent_upto):
             for row in rows:
                 p = row.payload
                 body = self._body(p)
-                messages.append((alert_topic(prefix, p), body, False))
-                # Resolved: an empty retained message clears the active topic.
-                messages.append((active_topic(prefix, p), body if p["status"] == "firing" else b"", True))
-            results = await publish_window(client, messages, timeout_s=self.timeout_s)
-            now = self.clock()
-            delivered = [(row.seq, row.payload) for i, row in enumerate(rows)
-                         if results[2 * i] is None and results[2 * i + 1] is None]
-            self.store.record_delivery(delivered, now)
-            for _, p in delivered:
-                if p["status"] == "resolved":
-                    self._acks.pop(p["id"], None)
-            if delivered:
-                self.stats.delivered += len(delivered)
-                self.last_publish_ts = now
-                if self.observe_latency is not None:
-                    for row in rows:
-                        if row.queued_ts is not None:
-                            self.observe_latency(max(0.0, now - row.queued_ts))
-            if len(delivered) < len(rows):
-                error = next(e for e in results if e is not None)
-                self.stats.publish_errors += len(rows) - len(delivered)
-                done = {seq for seq, _ in delivered}
-                self.store.mark_failed_many([r.seq for r in rows if r.seq not in done], str(error) or "timeout")
-                raise PublishError(f"publish to {self.settings.url} failed: {error or 'timeout'}")
+                messages: list[Message] = [
+                    (alert_topic(prefix, p), body, False),
+                    # Resolved: an empty retained message clears the active topic.
+                    (active_topic(prefix, p), body if p["status"] == "firing" else b"", True),
+                ]
+                await self._slots.acquire()
+                # Tasks start in creation order, so paho puts the messages on the wire in order.
+                publishes = [asyncio.create_task(client.publish(t, m, qos=1, retain=r, timeout=self.timeout_s))
+                             for t, m, r in messages]
+                task = asyncio.create_task(self._settle(row, publishes, self._slots))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+                self._sent_upto = row.seq
+
+    async def _settle(self, row: OutboxRow, publishes: list[asyncio.Task[None]], slots: asyncio.Semaphore) -> None:
+        try:
+            results = await asyncio.gather(*publishes, return_exceptions=True)
+        except asyncio.CancelledError:
+            for publish in publishes:
+                publish.cancel()
+            raise
+        finally:
+            slots.release()
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self.stats.publish_errors += 1
+            self.store.mark_failed(row.seq, str(errors[0]) or "timeout")
+            if self._link_failure is not None and not self._link_failure.done():
+                self._link_failure.set_result(str(errors[0]) or "timeout")
+            return
+        self._acked.append(row)
+        if not self._record_scheduled:
+            self._record_scheduled = True
+            # Commit in batches: one transaction per PUBACK would cap delivery at a few hundred/s.
+            asyncio.get_running_loop().call_later(RECORD_EVERY_S, self._record)
+
+    def _record(self) -> None:
+        """Mark the acknowledged rows delivered (one commit) and keep `active_alerts` in step."""
+        self._record_scheduled = False
+        if not self._acked:
+            return
+        rows, self._acked = sorted(self._acked, key=lambda r: r.seq), []
+        now = self.clock()
+        self.store.record_delivery([(r.seq, r.payload) for r in rows], now)
+        for r in rows:
+            if r.payload["status"] == "resolved":
+                self._acks.pop(r.alert_id, None)
+            elif r.payload["severity"] in self.renotify_severities and self.renotify_after_s > 0:
+                due = now + self.renotify_after_s
+                if self._renotify_at is None or due < self._renotify_at:
+                    self._renotify_at = due
+                    self._wake.set()  # the delivery loop may be waiting with no timer at all
+            if self.observe_latency is not None and r.queued_ts is not None:
+                self.observe_latency(max(0.0, now - r.queued_ts))
+        self.stats.delivered += len(rows)
+        self.last_publish_ts = now
 
     def _prune(self) -> None:
         now = self.clock()
@@ -267,6 +329,8 @@ class AlertRelay:
         if self.renotify_after_s <= 0:
             return None
         now = self.clock()
+        if self._renotify_at is not None and now < self._renotify_at:
+            return self._renotify_at - now  # nothing due: skip reading every active episode
         next_due: float | None = None
         prefix = self.settings.prefix
         for a in self.store.active_alerts():
@@ -284,6 +348,7 @@ class AlertRelay:
             self.stats.renotified += 1
             self.log.info("re-notified %s (%d), not acknowledged", a.alert_id, count)
             next_due = self.renotify_after_s if next_due is None else min(next_due, self.renotify_after_s)
+        self._renotify_at = None if next_due is None else now + next_due
         return next_due
 
     # -- acknowledgements -----------------------------------------------------------------
