@@ -54,8 +54,12 @@ class Mosquitto:
 
     def write_config(self) -> Path:
         conf = self.directory / "mosquitto.conf"
+        # As root, mosquitto drops to the `mosquitto` user, which cannot write the private
+        # test directory: persistence and the log would fail silently.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            run_as
+            + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.directory}/\n"
