@@ -15,8 +15,19 @@ from typing import Any, Mapping
 from listener.mention import Mention, format_time, from_ts
 
 SCHEMA_VERSION = 1
+# Payload size is bounded (a few KB): consumers such as phones and Node-RED flows need not cope
+# with megabytes because a rule template or a post ran long.
 MAX_SAMPLES = 5
 MAX_SAMPLE_TEXT = 500
+MAX_TITLE = 200
+MAX_SUMMARY = 1000
+MAX_DESCRIPTION = 1000
+MAX_TOP_TERMS = 10
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 1` characters and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def episode_id(rule_id: str, group_key: str, start_ts: float) -> str:
@@ -57,9 +68,9 @@ class Alert:
             "rule": self.rule,
             "status": self.status,
             "severity": self.severity,
-            "title": self.title,
-            "summary": self.summary,
-            "description": self.description,
+            "title": cut(self.title, MAX_TITLE),
+            "summary": cut(self.summary, MAX_SUMMARY),
+            "description": cut(self.description, MAX_DESCRIPTION),
             "group": {"key": self.group_key, "values": dict(self.group)},
             "episode_start": format_time(from_ts(self.episode_start_ts)),
             "fired_at": format_time(from_ts(self.fired_at_ts)),
@@ -69,7 +80,7 @@ class Alert:
             },
             "metrics": dict(self.metrics),
             "conditions": [dict(c) for c in self.conditions],
-            "top_terms": list(self.top_terms),
+            "top_terms": list(self.top_terms[:MAX_TOP_TERMS]),
             "samples": [sample_payload(m) for m in self.samples[:MAX_SAMPLES]],
             "labels": dict(self.labels),
             "route": self.route,
@@ -77,13 +88,12 @@ class Alert:
 
 
 def sample_payload(m: Mention) -> dict[str, Any]:
-    text = m.text if len(m.text) <= MAX_SAMPLE_TEXT else m.text[: MAX_SAMPLE_TEXT - 1] + "…"
     return {
         "platform": m.platform,
         "id": m.id,
         "url": m.url,
         "author": m.author,
-        "text": text,
+        "text": cut(m.text, MAX_SAMPLE_TEXT),
         "created_at": format_time(m.created_at),
         "compound": m.compound,
     }

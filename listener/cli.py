@@ -112,6 +112,62 @@ def cmd_purge(args: argparse.Namespace) -> int:
     what = f"{mentions} mentions" + (f" and {alerts} delivered alert messages" if args.alerts else "")
     print(f"{db}: deleted {what} from before {before.isoformat().replace('+00:00', 'Z')}")
     return EXIT_OK
+def _broker_settings(args: argparse.Namespace, client_id: str):  # type: ignore[no-untyped-def]
+    """Broker from --broker/--prefix, else from the config file's broker section (with its secrets)."""
+    from listener.config import load_config
+    from listener.publish import parse_broker_url
+
+    if args.broker:
+        settings = parse_broker_url(args.broker, client_id=client_id)
+    elif args.config:
+        settings = load_config(args.config).config.broker.settings()
+    else:
+        settings = parse_broker_url("mqtt://127.0.0.1:1883", client_id=client_id)
+    from dataclasses import replace
+
+    return replace(settings, client_id=client_id, **({"prefix": args.prefix} if args.prefix else {}))
+
+
+def cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from listener.publish.console import Tail
+
+    tail = Tail(_broker_settings(args, "listener-tail"), min_severity=args.min_severity, as_json=args.json,
+                active=args.active, count=args.count, emit=lambda text: print(text, flush=True),
+                note=lambda text: print(f"listener: {text}", file=sys.stderr, flush=True))
+    asyncio.run(tail.run())
+    return EXIT_OK
+
+
+EXIT_UNCONFIRMED = 3
+
+
+def cmd_alerts_ack(args: argparse.Namespace) -> int:
+    import getpass
+    import time
+
+    from listener.publish.console import send_ack
+    from listener.render import ack_text
+
+    settings = _broker_settings(args, "listener-ack")
+    by = args.by or getpass.getuser()
+    answer = asyncio.run(send_ack(settings, args.id, by=by, note=args.note, wait_s=args.wait, now_ts=time.time()))
+    if answer is None:
+        print(f"listener: sent, but the daemon did not answer within {args.wait:g}s; it applies the ack "
+              "when it is back online", file=sys.stderr)
+        return EXIT_UNCONFIRMED
+    if answer.get("status") != "acknowledged":
+        print(f"listener: the daemon has no active episode {args.id} (resolved already, or a typo?)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(ack_text(answer).removeprefix("ACK").strip())
+    return EXIT_OK
+
+
+def _add_broker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port "
+                   "(default: the config file's broker, else mqtt://127.0.0.1:1883)")
+    p.add_argument("--prefix", help="topic prefix (default social-listener, or the config file's)")
+    p.add_argument("--config", metavar="PATH", help="take the broker (URL, TLS files, user, password) from this config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +219,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"take the store path from this config (default {DEFAULT_CONFIG})")
     where.add_argument("--db", metavar="PATH", help="the SQLite file to prune")
     p.set_defaults(func=cmd_purge)
+    alerts = sub.add_parser("alerts", help="watch and acknowledge alerts on the bus",
+                            description="Commands for the comms team: see alerts as they arrive, acknowledge them.")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND")
+    alerts_sub.required = True
+    p = alerts_sub.add_parser("tail", help="show alerts as they arrive",
+                              description="Subscribe to the alert topics and show each alert as it arrives: "
+                                          "severity, title, why, sample posts with links (or JSON Lines).")
+    _add_broker_options(p)
+    p.add_argument("--min-severity", choices=("info", "low", "medium", "high", "critical"), default="info",
+                   help="hide alerts below this severity (default info: show all)")
+    p.add_argument("--json", action="store_true", help="print each alert message as one JSON line")
+    p.add_argument("--active", action="store_true", help="first show the episodes firing now (retained)")
+    p.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
+    p.set_defaults(func=cmd_alerts_tail)
+    p = alerts_sub.add_parser("ack", help="acknowledge an episode: stops its reminders",
+                              description="Acknowledge an alert episode by its id: the daemon records who and "
+                                          "when, marks the active alert and stops re-notifying it.")
+    p.add_argument("id", help="the episode id, as shown by `alerts tail` (e.g. person-in-crisis-1a2b...)")
+    p.add_argument("--by", metavar="NAME", help="who acknowledges (default: your login name)")
+    p.add_argument("--note", metavar="TEXT", help="a short note for the team, e.g. 'calling the crisis line'")
+    p.add_argument("--wait", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the daemon's answer (default 10)")
+    _add_broker_options(p)
+    p.set_defaults(func=cmd_alerts_ack)
     return parser
 
 

@@ -1,11 +1,14 @@
 """The ingest path shared by the daemon, replays and the demo: dedupe, score, store, evaluate, queue.
 
-Everything one batch causes (new mentions, engine decisions, outbox rows, the source's cursor)
-is committed in one SQLite transaction, so a crash never skips posts or alerts twice.
+Everything one batch causes (new mentions, engine decisions, outbox rows, the engine's state, the
+source's cursor) is committed in one SQLite transaction, so a crash never skips posts, loses an
+alert, or makes a restarted daemon announce an episode it already announced under a new id.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -28,6 +31,26 @@ class Pipeline:
         self.store = store
         self.scorer = scorer
         self.engine = engine
+        self._saved_state: str | None = None
+
+    @classmethod
+    def resume(cls, store: Store, scorer: SentimentScorer, engine: Engine, *,
+               now_ts: float | None = None) -> Pipeline:
+        """A pipeline that carries on from what `store` remembers.
+
+        The engine gets back its open episodes and cooldowns from the last committed snapshot,
+        then its windows are refilled from the stored mentions of the last `max_window_s()`
+        before `now_ts` (default: the snapshot's own clock). A fresh store starts from nothing.
+        """
+        pipeline = cls(store, scorer, engine)
+        snapshot = store.load_engine_state()
+        if snapshot is not None:
+            engine.restore(snapshot)
+            pipeline._saved_state = json.dumps(snapshot, sort_keys=True)
+        clock = engine.now_ts if now_ts is None else now_ts
+        if math.isfinite(clock) and engine.max_window_s() > 0:
+            engine.warm(store.mentions_since(clock - engine.max_window_s()))
+        return pipeline
 
     def ingest(self, mentions: Sequence[Mention], cursor: tuple[str, str] | None = None) -> IngestResult:
         """Store and evaluate the mentions not seen before; commit `cursor` (source, value) with them."""
@@ -38,14 +61,25 @@ class Pipeline:
             alerts = self.engine.process(scored)
             if alerts:
                 self.store.enqueue(a.to_payload() for a in alerts)
+            state = self._save_state()
             if cursor is not None:
                 self.store.set_cursor(*cursor)
+        self._saved_state = state
         return IngestResult(received=len(mentions), new=scored, alerts=alerts)
 
     def tick(self, now_ts: float) -> list[Alert]:
         """Advance the engine's clock (windows empty, episodes resolve) and queue what that causes."""
         alerts = self.engine.advance(now_ts)
-        if alerts:
-            with self.store.transaction():
+        with self.store.transaction():
+            if alerts:
                 self.store.enqueue(a.to_payload() for a in alerts)
+            state = self._save_state()
+        self._saved_state = state
         return alerts
+
+    def _save_state(self) -> str:
+        """Write the engine's snapshot when it changed; returns it (remembered after the commit)."""
+        state = json.dumps(self.engine.snapshot(), sort_keys=True)
+        if state != self._saved_state:
+            self.store.save_engine_state(state)
+        return state

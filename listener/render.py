@@ -19,7 +19,13 @@ def alert_text(p: Mapping[str, Any], *, width: int = 100) -> str:
     status = p["status"].upper()
     when = p["fired_at"].replace("T", " ")
     head = f"{SEVERITY_MARK.get(p['severity'], '   ')} {p['severity'].upper():<8} {status:<8} {p['title']}"
+    if p.get("renotify"):
+        head += f"  (reminder {p['renotify']}: not acknowledged)"
     lines = [head, f"    {when}  rule {p['rule']}  episode {p['id']} #{p['seq']}"]
+    ack = p.get("ack")
+    if ack:
+        lines.append(f"    acknowledged by {ack['by']} at {ack['at'].replace('T', ' ')}"
+                     + (f": {ack['note']}" if ack.get("note") else ""))
     if p.get("summary"):
         lines.extend(textwrap.wrap(p["summary"], width=width, initial_indent="    ", subsequent_indent="    "))
     why = [
@@ -42,3 +48,10 @@ def alert_text(p: Mapping[str, Any], *, width: int = 100) -> str:
         if s.get("url"):
             lines.append(f"      {s['url']}")
     return "\n".join(lines)
+
+
+def ack_text(answer: Mapping[str, Any]) -> str:
+    """The daemon's answer to an ack command (on <prefix>/acks) as one line."""
+    ack = answer.get("ack") or {}
+    note = f": {ack['note']}" if ack.get("note") else ""
+    return f"ACK          {answer['id']} acknowledged by {ack.get('by')} at {str(ack.get('at')).replace('T', ' ')}{note}"

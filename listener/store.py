@@ -1,4 +1,4 @@
-"""The SQLite store: mentions (deduplicated), source cursors and the alert outbox.
+"""The SQLite store: mentions (deduplicated), source cursors, the alert outbox and delivery state.
 
 One writer, WAL mode, numbered forward migrations recorded in `PRAGMA user_version`.
 Callers batch their writes inside `transaction()` so a poll cycle is one commit.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -81,7 +82,39 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_at IS NULL")
 
 
-MIGRATIONS: list[Migration] = [_m001_initial]
+def _m002_delivery(db: sqlite_utils.Database) -> None:
+    # The engine's snapshot is written in the same transaction as the outbox rows it caused.
+    db.execute(
+        """
+        CREATE TABLE engine_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            snapshot TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    # Episodes whose latest delivered message is `firing`: what is retained under
+    # <prefix>/active/, with who acknowledged them and how often they were re-notified.
+    db.execute(
+        """
+        CREATE TABLE active_alerts (
+            alert_id TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            notified_ts REAL NOT NULL,
+            renotify INTEGER NOT NULL DEFAULT 0,
+            ack_by TEXT,
+            ack_at TEXT,
+            ack_note TEXT
+        )
+        """
+    )
+    # Sub-second queue time, for the queued -> delivered latency.
+    db.execute("ALTER TABLE outbox ADD COLUMN queued_ts REAL")
+
+
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery]
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,20 @@ class OutboxRow:
     alert_seq: int
     payload: dict[str, Any]
     attempts: int
+    queued_ts: float | None = None
+
+
+@dataclass(frozen=True)
+class ActiveAlert:
+    """An episode that is firing, as last delivered (see `Store.record_delivery`)."""
+
+    alert_id: str
+    rule: str
+    severity: str
+    payload: dict[str, Any]
+    notified_ts: float
+    renotify: int
+    ack: dict[str, Any] | None
 
 
 def _now() -> str:
@@ -266,15 +313,17 @@ class Store:
 
     def enqueue(self, payloads: Iterable[dict[str, Any]]) -> int:
         """Add alert payloads to the outbox; a message already queued (same id and seq) is kept once."""
+        now, queued_ts = _now(), time.time()
         rows = [
-            (p["id"], p["seq"], p["rule"], p["severity"], p["status"], json.dumps(p, ensure_ascii=False), _now())
+            (p["id"], p["seq"], p["rule"], p["severity"], p["status"], json.dumps(p, ensure_ascii=False), now,
+             queued_ts)
             for p in payloads
         ]
         with self.transaction():
             before = self.db.conn.total_changes
             self.db.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (alert_id, alert_seq, rule, severity, status, payload, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO outbox (alert_id, alert_seq, rule, severity, status, payload, created_at,"
+                " queued_ts) VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
             return self.db.conn.total_changes - before
@@ -282,11 +331,11 @@ class Store:
     def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxRow]:
         """Undelivered outbox rows, oldest first."""
         cursor = self.db.execute(
-            "SELECT seq, alert_id, alert_seq, payload, attempts FROM outbox"
+            "SELECT seq, alert_id, alert_seq, payload, attempts, queued_ts FROM outbox"
             " WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
             [after_seq, limit],
         )
-        return [OutboxRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in cursor]
+        return [OutboxRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in cursor]
 
     def pending_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
@@ -301,7 +350,86 @@ class Store:
             )
 
     def mark_failed(self, seq: int, error: str) -> None:
+        self.mark_failed_many([seq], error)
+
+    def mark_failed_many(self, seqs: Sequence[int], error: str) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                [(error[:500], s) for s in seqs],
+            )
+
+    def prune_delivered(self, before_ts: float) -> int:
+        """Forget outbox rows delivered before `before_ts` (they only matter for a while, for audits)."""
+        cutoff = format_time(datetime.fromtimestamp(before_ts, tz=timezone.utc))
+        with self.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", [cutoff])
+            return cursor.rowcount
+
+    # -- engine state ---------------------------------------------------------------
+
+    def save_engine_state(self, snapshot_json: str) -> None:
+        """Keep the engine's latest snapshot; call it inside the transaction that enqueues its alerts."""
         with self.transaction():
             self.db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?", [error[:500], seq]
+                "INSERT INTO engine_state (id, snapshot, updated_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+                [snapshot_json, _now()],
             )
+
+    def load_engine_state(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT snapshot FROM engine_state WHERE id = 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    # -- delivery state: active episodes, acknowledgements, re-notification ----------
+
+    def record_delivery(self, delivered: Sequence[tuple[int, dict[str, Any]]], now_ts: float) -> None:
+        """Mark outbox rows delivered and keep `active_alerts` in step, in one commit.
+
+        A `firing` message makes (or updates) its episode's active row, keeping any ack and
+        restarting the re-notify count; a `resolved` message removes it.
+        """
+        if not delivered:
+            return
+        now = _now()
+        with self.transaction():
+            conn = self.db.conn
+            conn.executemany("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq = ?",
+                             [(now, seq) for seq, _ in delivered])
+            for _, p in delivered:
+                if p["status"] == "resolved":
+                    conn.execute("DELETE FROM active_alerts WHERE alert_id = ?", [p["id"]])
+                    continue
+                conn.execute(
+                    "INSERT INTO active_alerts (alert_id, rule, severity, payload, notified_ts, renotify)"
+                    " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (alert_id) DO UPDATE SET"
+                    " severity = excluded.severity, payload = excluded.payload,"
+                    " notified_ts = excluded.notified_ts, renotify = 0",
+                    [p["id"], p["rule"], p["severity"], json.dumps(p, ensure_ascii=False), now_ts],
+                )
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        cursor = self.db.execute(
+            "SELECT alert_id, rule, severity, payload, notified_ts, renotify, ack_by, ack_at, ack_note"
+            " FROM active_alerts ORDER BY notified_ts, alert_id")
+        return [
+            ActiveAlert(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5],
+                        None if r[7] is None else {"by": r[6], "at": r[7], "note": r[8]})
+            for r in cursor
+        ]
+
+    def set_ack(self, alert_id: str, by: str, at: str, note: str | None) -> dict[str, Any] | None:
+        """Record an acknowledgement; the first one wins. Returns the ack in force, None if not active."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE active_alerts SET ack_by = ?, ack_at = ?, ack_note = ?"
+                " WHERE alert_id = ? AND ack_at IS NULL", [by, at, note, alert_id])
+            row = self.db.execute("SELECT ack_by, ack_at, ack_note FROM active_alerts WHERE alert_id = ?",
+                                  [alert_id]).fetchone()
+        return None if row is None else {"by": row[0], "at": row[1], "note": row[2]}
+
+    def set_renotified(self, alert_id: str, count: int, now_ts: float) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE active_alerts SET renotify = ?, notified_ts = ? WHERE alert_id = ?",
+                            [count, now_ts, alert_id])

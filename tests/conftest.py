@@ -54,8 +54,12 @@ class Mosquitto:
 
     def write_config(self) -> Path:
         conf = self.directory / "mosquitto.conf"
+        # As root, mosquitto drops to the `mosquitto` user, which cannot write the private
+        # test directory: persistence and the log would fail silently.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            run_as
+            + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.directory}/\n"
@@ -126,3 +130,12 @@ def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.Compl
     """Run the installed `listener` command as a user would, in a subprocess."""
     return subprocess.run([sys.executable, "-m", "listener", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+@pytest.fixture
+async def session() -> Any:
+    """One aiohttp client session per test, for the source tests against the fake platforms."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        yield s

@@ -9,8 +9,9 @@ skips posts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Mapping, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -79,3 +80,31 @@ class Source(Protocol):
     platform: str
 
     async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch: ...
+
+
+def load_cursor(cursor: str | None) -> dict[str, Any]:
+    """A source's JSON cursor; an unreadable one (hand-edited, older release) starts afresh."""
+    if not cursor:
+        return {}
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def dump_cursor(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def watch_fields(watch: Watch) -> dict[str, str]:
+    """The mention keys every source fills from the watch that found it."""
+    return {"watch": watch.id, "watch_kind": watch.kind}
+
+
+def bounded_seen(seen: Mapping[str, float], *, floor_ts: float | None = None, cap: int = 5000) -> dict[str, float]:
+    """A seen-id set (id -> epoch seconds) pruned to what can still come back, newest kept."""
+    items = [(k, t) for k, t in seen.items() if floor_ts is None or t >= floor_ts]
+    if len(items) > cap:
+        items = sorted(items, key=lambda kv: kv[1])[-cap:]
+    return dict(items)

@@ -1,0 +1,222 @@
+"""Bluesky: app-password sessions that refresh and rotate, account and post watches, and Jetstream."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+import pytest
+
+from fakes.fixtures import wait_for
+from fakes.bluesky import OUR_DID, OUR_HANDLE, FakeBluesky
+from fakes.jetstream import FakeJetstream
+from listener.errors import SourceError
+from listener.pipeline import Pipeline
+from listener.rules.engine import Engine
+from listener.sentiment import SentimentScorer
+from listener.sources.base import Batch, Watch
+from listener.sources.bluesky import post_uri
+from listener.sources.jetstream import JETSTREAM_KEY, JetstreamStream
+from listener.sources.settings import BlueskySettings, JetstreamSettings
+from listener.store import Store
+
+
+@pytest.fixture
+async def bsky() -> AsyncIterator[FakeBluesky]:
+    async with FakeBluesky() as fake:
+        yield fake
+
+
+TAG = Watch(id="metropd", kind="hashtag", targets={"bluesky": "MetroPD"})
+
+
+async def test_an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_used_next(bsky, session):
+    source = bsky.source(session)
+    bsky.publish(1)
+    await source.fetch(TAG, "MetroPD", None)
+    for round_ in range(2):
+        bsky.expire_access_tokens()
+        bsky.publish(1)
+        batch = await source.fetch(TAG, "MetroPD", None)
+        assert len(batch.mentions) == round_ + 2
+    refreshes = bsky.api_requests("/xrpc/com.atproto.server.refreshSession")
+    assert len(refreshes) == 2
+    # Each refresh used the token the previous one handed out: a reused refresh token would be refused.
+    assert refreshes[0].headers["Authorization"] != refreshes[1].headers["Authorization"]
+    assert bsky.sessions_created == 1  # createSession is limited to 30 per 5 min: never per poll
+
+
+async def test_concurrent_polls_that_see_an_expired_token_refresh_it_once(bsky, session):
+    source = bsky.source(session)
+    await source.fetch(TAG, "MetroPD", None)
+    bsky.expire_access_tokens()
+    await asyncio.gather(*(source.fetch(TAG, "MetroPD", None) for _ in range(5)))
+    assert len(bsky.api_requests("/xrpc/com.atproto.server.refreshSession")) == 1
+    assert bsky.sessions_created == 1
+
+
+async def test_when_the_refresh_token_is_dead_too_a_new_session_is_created(bsky, session):
+    source = bsky.source(session)
+    await source.fetch(TAG, "MetroPD", None)
+    bsky.expire_access_tokens()
+    bsky.refresh.clear()  # e.g. the app password was rotated, or 90 days passed
+    bsky.publish(1)
+    assert len((await source.fetch(TAG, "MetroPD", None)).mentions) == 1
+    assert bsky.sessions_created == 2
+
+
+async def test_search_without_credentials_says_what_to_configure(bsky, session):
+    from listener.sources.bluesky import BlueskySource
+
+    source = BlueskySource(BlueskySettings(base_url=bsky.base_url, public_url=bsky.base_url), session)
+    with pytest.raises(SourceError, match="identifier and app_password"):
+        await source.fetch(TAG, "MetroPD", None)
+
+
+async def test_account_watch_finds_posts_that_mention_the_account(bsky, session):
+    bsky.new_post(f"Waited 40 minutes for @{OUR_HANDLE} to show up", mention_dids=[OUR_DID])
+    bsky.new_post("Unrelated chatter about the weather")
+    watch = Watch(id="metropolice", kind="account", targets={"bluesky": f"@{OUR_HANDLE}"})
+    batch = await bsky.source(session).fetch(watch, f"@{OUR_HANDLE}", None)
+    assert [m.text for m in batch.mentions] == [f"Waited 40 minutes for @{OUR_HANDLE} to show up"]
+    (search,) = bsky.api_requests("/xrpc/app.bsky.feed.searchPosts")
+    assert search.query["mentions"] == [OUR_HANDLE]
+
+
+async def test_post_watch_reads_the_thread_and_then_only_new_replies(bsky, session):
+    root = bsky.new_post("Our lip-sync video is up!")
+    first = bsky.new_post("This is embarrassing", reply_root=root.uri)
+    rkey = root.uri.rsplit("/", 1)[1]
+    url = f"https://bsky.app/profile/{root.did}/post/{rkey}"
+    assert post_uri(url) == root.uri
+    watch = Watch(id="lipsync", kind="post", targets={"bluesky": url})
+    source = bsky.source(session)
+    batch = await source.fetch(watch, url, None)
+    assert [m.id for m in batch.mentions] == [first.uri]
+    assert batch.mentions[0].thread == root.uri and batch.mentions[0].in_reply_to == root.uri
+    second = bsky.new_post("Take it down", reply_root=root.uri)
+    again = await source.fetch(watch, url, batch.next_cursor)
+    assert [m.id for m in again.mentions] == [second.uri]
+
+
+async def test_a_deleted_post_watch_is_a_clear_error(bsky, session):
+    watch = Watch(id="gone", kind="post", targets={"bluesky": "at://did:plc:x/app.bsky.feed.post/3zz"})
+    with pytest.raises(SourceError, match="NotFound"):
+        await bsky.source(session).fetch(watch, "at://did:plc:x/app.bsky.feed.post/3zz", None)
+
+
+# -- Jetstream ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def jet() -> AsyncIterator[FakeJetstream]:
+    async with FakeJetstream() as fake:
+        yield fake
+
+
+def stream_for(
+    bsky: FakeBluesky, jet: FakeJetstream, session: aiohttp.ClientSession, watches: list[Watch]
+) -> JetstreamStream:
+    settings = BlueskySettings(
+        base_url=bsky.base_url,
+        public_url=bsky.base_url,
+        jetstream=JetstreamSettings(
+            enabled=True, url=jet.base_url.replace("http://", "ws://"), flush_s=0.05, rewind_s=5, max_backoff_s=0.2
+        ),
+    )
+    return JetstreamStream(settings, session, watches)
+
+
+JET_WATCHES = [
+    Watch(id="metropolice", kind="account", targets={"bluesky": OUR_HANDLE}),
+    Watch(id="metropd", kind="hashtag", targets={"bluesky": "MetroPD"}),
+    Watch(id="cares", kind="query", targets={"bluesky": "metro cares"}),
+]
+
+
+async def test_jetstream_keeps_only_posts_for_our_watches_and_resumes_after_a_restart(
+    bsky, jet, session, tmp_path: Path
+):
+    store = Store(tmp_path / "listener.db")
+    pipeline = Pipeline(store, SentimentScorer(), Engine([]))
+
+    async def ingest(batch: Batch) -> None:
+        pipeline.ingest(batch.mentions, cursor=(JETSTREAM_KEY, batch.next_cursor) if batch.next_cursor else None)
+
+    def stored() -> dict[str, str | None]:
+        return {r[0]: r[1] for r in store.db.execute("SELECT id, watch FROM mentions")}
+
+    stream = stream_for(bsky, jet, session, JET_WATCHES)
+    task = asyncio.create_task(stream.run(ingest, lambda: store.get_cursor(JETSTREAM_KEY)))
+    try:
+        await wait_for(lambda: len(jet.sockets) == 1)  # no cursor yet: Jetstream sends live posts only
+        wanted = {
+            jet.post(
+                "did:plc:a",
+                f"Waited 40 minutes for @{OUR_HANDLE}",
+                facets=[
+                    {
+                        "index": {"byteStart": 22, "byteEnd": 46},
+                        "features": [{"$type": "app.bsky.richtext.facet#mention", "did": OUR_DID}],
+                    }
+                ],
+            ): "metropolice",
+            jet.post(
+                "did:plc:b",
+                "Replying to the service",
+                reply={
+                    "root": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"},
+                    "parent": {"uri": f"at://{OUR_DID}/app.bsky.feed.post/3abc", "cid": "x"},
+                },
+            ): "metropolice",
+            jet.post("did:plc:c", "Great turnout #MetroPD", tags=["metropd"]): "metropd",
+            jet.post("did:plc:d", "Metro Cares drive was lovely"): "cares",
+        }
+        jet.post("did:plc:e", "Just my cat")
+        jet.noise()
+        await wait_for(lambda: len(stored()) == 4)
+        assert stored() == wanted
+        # The connection drops; posts made meanwhile arrive after the reconnect, from the cursor.
+        await jet.drop()
+        later = jet.post("did:plc:f", "Again #MetroPD", tags=["MetroPD"])
+        await wait_for(lambda: later in stored())
+        assert stream.connects >= 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    cursor = store.get_cursor(JETSTREAM_KEY)
+    assert cursor is not None
+    # A restarted daemon: new stream, same store. It rewinds a few seconds (overlap) and misses nothing.
+    missed = jet.post("did:plc:g", "While we were down #MetroPD", tags=["MetroPD"])
+    stream = stream_for(bsky, jet, session, JET_WATCHES)
+    task = asyncio.create_task(stream.run(ingest, lambda: store.get_cursor(JETSTREAM_KEY)))
+    try:
+        await wait_for(lambda: missed in stored())
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert jet.cursors[-1] == int(cursor) - 5_000_000
+    assert len(stored()) == 6  # each post once, however often the overlap replayed it
+    store.close()
+
+
+async def test_jetstream_reconnects_with_backoff_when_the_server_is_down(bsky, session):
+    settings = BlueskySettings(
+        base_url=bsky.base_url,
+        public_url=bsky.base_url,
+        jetstream=JetstreamSettings(enabled=True, url="ws://127.0.0.1:9", max_backoff_s=0.1),
+    )
+    statuses: list[tuple[bool, str | None]] = []
+    stream = JetstreamStream(settings, session, JET_WATCHES)
+
+    async def nothing(batch: Batch) -> None:
+        raise AssertionError("no batch expected")
+
+    task = asyncio.create_task(stream.run(nothing, lambda: None, on_status=lambda ok, err: statuses.append((ok, err))))
+    await wait_for(lambda: len(statuses) >= 3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert all(not ok for ok, _ in statuses)
+    assert stream.health.consecutive_failures >= 3 and stream.health.last_error
