@@ -94,12 +94,31 @@ def compile_match(match: Match) -> Predicate:
     if match.regex:
         pattern = re2.compile(match.regex, options=_re2_options())
         tests.append(lambda m, f: pattern.search(m.text) is not None)
+    if match.none_regex:
+        unwanted = re2.compile(match.none_regex, options=_re2_options())
+        tests.append(lambda m, f: unwanted.search(m.text) is None)
+    if match.any_of:
+        branches = [compile_match(branch) for branch in match.any_of]
+        tests.append(lambda m, f: any(b(m, f) for b in branches))
 
     if not tests:
         return lambda m, f: True
     if len(tests) == 1:
         return tests[0]
     return lambda m, f: all(t(m, f) for t in tests)
+
+
+def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], bool]:
+    """The part of a match block that applies to a poll report: (watch, platform, watch_kind)."""
+    platforms = frozenset(match.platforms or ())
+    watches = frozenset(match.watches or ())
+    kinds = frozenset(match.watch_kinds or ())
+
+    def passes(watch: str | None, platform: str, watch_kind: str | None) -> bool:
+        return ((not platforms or platform in platforms) and (not watches or watch in watches)
+                and (not kinds or watch_kind in kinds))
+
+    return passes
 
 
 def _re2_options() -> re2.Options:
