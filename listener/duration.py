@@ -48,3 +48,16 @@ Duration = Annotated[
         }
     ),
 ]
+
+
+def format_span(seconds: float) -> str:
+    """A rough, readable length of time for messages: '7d 1h', '2h 30m', '45s'."""
+    total = int(round(max(seconds, 0)))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size or (unit == "s" and not parts):
+            parts.append(f"{total // size}{unit}")
+            total %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)

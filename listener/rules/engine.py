@@ -18,7 +18,7 @@ import math
 from typing import Any, Callable, Iterable, Sequence
 
 from listener.alert import Alert, episode_id
-from listener.duration import format_duration
+from listener.duration import format_duration, format_span
 from listener.mention import Mention
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.filters import Predicate, TextFeatures, compile_match, compile_poll_match, features
@@ -358,7 +358,7 @@ class Engine:
         have = (self.now_ts - self.first_ts) if self.first_ts is not None and math.isfinite(self.now_ts) else 0.0
         if rt.unready == 0 and have >= need:
             return None
-        parts = [f"needs {format_duration(need)} of history, had {format_duration(round(max(have, 0)))}"]
+        parts = [f"needs {format_span(need)} of history, had {format_span(have)}"]
         if rt.unready:
             parts.append(f"stayed quiet {rt.unready} times for lack of it ({rt.unready_reason})")
         return "; ".join(parts)
@@ -472,7 +472,7 @@ class Engine:
             checks = [
                 _check("count", ">=", rule.min_count, count, "min_count"),
                 _check("count", ">=", rule.factor * base.count, count,
-                       f"{rule.factor:g}x the baseline {base.count:.1f} ({rule.baseline.describe()})"),
+                       f"{rule.factor:g}x the baseline {base.count:.1f}, {rule.baseline.describe()}"),
             ]
             if base.mad is not None:
                 metrics["baseline_mad"] = round(base.mad, 3)
@@ -493,7 +493,7 @@ class Engine:
         checks = [
             _check("count", ">=", rule.min_count, count, "min_count"),
             _check("drop", ">=", rule.drop, drop,
-                   f"mean {_num(mean)} against the usual {base.mean:+.2f} ({rule.baseline.describe()})"),
+                   f"mean {_num(mean)} against the usual {base.mean:+.2f}, {rule.baseline.describe()}"),
         ]
         return all(c["met"] for c in checks), metrics, checks
 
@@ -518,8 +518,8 @@ class Engine:
         if rule.baseline.type == "trailing":
             need = rule.window + rule.baseline.period
             if now - start < need:
-                value = BaselineValue(False, reason=f"{format_duration(round(now - start))} of the "
-                                                    f"{format_duration(need)} of history it needs")
+                value = BaselineValue(False, reason=f"{format_span(now - start)} of the "
+                                                    f"{format_span(need)} of history it needs")
             else:
                 value = trailing(history, now, rule.window, rule.baseline.period)
         else:

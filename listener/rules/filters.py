@@ -93,10 +93,10 @@ def compile_match(match: Match) -> Predicate:
         tests.append(lambda m, f: (feat := f()) is not None and not any(t(feat) for t in none_tests))
     if match.regex:
         pattern = re2.compile(match.regex, options=_re2_options())
-        tests.append(lambda m, f: pattern.search(m.text) is not None)
+        tests.append(lambda m, f: pattern.search(_regex_text(m.text)) is not None)
     if match.none_regex:
         unwanted = re2.compile(match.none_regex, options=_re2_options())
-        tests.append(lambda m, f: unwanted.search(m.text) is None)
+        tests.append(lambda m, f: unwanted.search(_regex_text(m.text)) is None)
     if match.any_of:
         branches = [compile_match(branch) for branch in match.any_of]
         tests.append(lambda m, f: any(b(m, f) for b in branches))
@@ -119,6 +119,11 @@ def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], 
                 and (not kinds or watch_kind in kinds))
 
     return passes
+
+
+def _regex_text(text: str) -> str:
+    # Phones type curly apostrophes; rule authors type straight ones.
+    return text.replace("’", "'") if "’" in text else text
 
 
 def _re2_options() -> re2.Options:

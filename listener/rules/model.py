@@ -316,9 +316,8 @@ class Baseline(Strict):
 
     def describe(self) -> str:
         if self.type == "trailing":
-            return f"the preceding {format_duration(self.period)}"
-        return (f"the same hour of the week over the last {self.weeks} weeks (median, at least "
-                f"{self.min_weeks} weeks of history)")
+            return f"over the preceding {format_duration(self.period)}"
+        return f"median of the same hours in the last {self.weeks} weeks"
 
 
 class BaselineRule(WindowRule):
