@@ -149,6 +149,9 @@ class Match(Strict):
     def _terms_not_blank(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not t.strip() for t in value):
             raise ValueError("terms cannot be blank")
+        for t in value or ():
+            if not re.search(r"\w", t):
+                raise ValueError(f"term {t!r} has no letters or digits (match emoji with regex)")
         return value
 
     @field_validator("any_of")
