@@ -688,8 +688,10 @@ class Engine:
         if isinstance(rule, FlatlineRule):
             values.update(silent=format_duration(round(metrics["silent_s"])),
                           failing=format_duration(round(metrics["failing_s"])), last_error=state.last_error)
+        context = first or state.last
         for name in ("watch", "thread", "author", "platform", "hashtag"):
-            values[name] = state.values.get(name) or (getattr(first, name, None) if first and name != "hashtag" else None)
+            values[name] = state.values.get(name) or (getattr(context, name, None) if context and name != "hashtag"
+                                                      else None)
         return [
             Alert(
                 id=ep.id, seq=ep.seq, rule=rule.id, status=status, severity=ep.severity,

@@ -65,6 +65,7 @@ class GroupState:
     timer_due: float = math.inf  # the one pending timer of this group
     base_key: tuple[int, int] | None = None  # baseline cache: (bucket of now, history version)
     base_value: Any = None
+    last: Mention | None = None  # the newest mention seen, to name watch/platform once the window is empty
     # flatline: what the sources reported
     last_seen_ts: float = -math.inf
     first_fail_ts: float | None = None
@@ -72,6 +73,7 @@ class GroupState:
     last_error: str | None = None
 
     def add(self, m: Mention, flagged: bool = False) -> None:
+        self.last = m
         w = self.window
         if not w or m.ts >= w[-1].ts:
             w.append(m)
