@@ -41,7 +41,7 @@ def _offset(value: Any) -> float:
 Offset = Annotated[
     float,
     BeforeValidator(_offset),
-    WithJsonSchema({"type": "string", "pattern": r"^\+?\d+(\.\d+)?[smhdw]$", "description": "e.g. +0s, +5m, +2h"}),
+    WithJsonSchema({"type": "string", "description": "e.g. +0s, +5m, +2h, +1h30m"}),
 ]
 
 
