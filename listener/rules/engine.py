@@ -65,9 +65,6 @@ class RuleRuntime:
         self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
         self.unready_reason = ""
 
-    def definition(self) -> dict[str, Any]:
-        return self.rule.model_dump(exclude=set(PRESENTATION))
-
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         state = GroupState(values)
         if self.bucket_s:
@@ -252,13 +249,12 @@ class Engine:
             if not rule.enabled:
                 continue
             rt = old.get(rule.id)
-            fresh = RuleRuntime(rule)
-            if rt is not None and rt.kind == fresh.kind and rt.definition() == fresh.definition():
+            if rt is not None and same_definition(rt.rule, rule):
                 rt.rule = rule
                 kept[rule.id] = rt
                 runtimes.append(rt)
             else:
-                runtimes.append(fresh)
+                runtimes.append(RuleRuntime(rule))
         out: list[Alert] = []
         for rule_id, rt in old.items():
             if rule_id in kept:
@@ -703,6 +699,11 @@ class Engine:
                 description=rule.description, explanation=explanation,
             )
         ]
+
+
+def same_definition(a: RuleBase, b: RuleBase) -> bool:
+    """Whether two rules decide the same way (they may differ in what their alerts say)."""
+    return type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
 
 
 def _lazy_features(m: Mention) -> Callable[[], TextFeatures]:
