@@ -30,6 +30,7 @@ from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 from listener.rules.terms import top_terms
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
+RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall as mentions leave a window
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
 MAX_EPISODE_AUTHORS = 1000
@@ -62,6 +63,12 @@ class RuleRuntime:
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
         self.groups: dict[str, GroupState] = {}
+        # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
+        # of them is false, the window need not be watched as it drains (see Engine._needs).
+        conditions = getattr(rule, "conditions", [])
+        self.rising = [c for c in conditions if c.metric in RISING_METRICS and c.op in (">=", ">")]
+        self.all_rising = len(self.rising) == len(conditions)
+        self.combine_all = getattr(rule, "combine", "all") == "all"
         self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
         self.unready_reason = ""
 
@@ -79,6 +86,17 @@ class RuleRuntime:
                 # Without group_by every matching mention is its own episode.
                 return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
             return [("all", {})]
+        if len(by) == 1 and by[0] != "hashtag":
+            name = by[0]
+            if name == "thread":
+                value = m.thread or m.in_reply_to or m.id
+            elif name == "watch":
+                value = m.watch or "-"
+            elif name == "author":
+                value = m.author or "-"
+            else:
+                value = m.platform
+            return [(f"{name}={value}", {name: value})]
         combos: list[dict[str, str]] = [{}]
         for name in by:
             if name == "hashtag":
@@ -289,7 +307,10 @@ class Engine:
                     if kind == "match":
                         out.extend(self._on_match_mention(rt, key, state, m))
                     elif kind == "flatline":
-                        state.last_seen_ts = max(state.last_seen_ts, m.ts)
+                        if m.ts > state.last_seen_ts:
+                            state.last_seen_ts = m.ts
+                        if state.episode is None and not state.blocked and state.timer_due != math.inf:
+                            continue  # nothing to decide now; the pending timer re-reads last_seen_ts
                         out.extend(self._evaluate(rt, key, state, m.ts))
                     else:
                         out.extend(self._on_window_mention(rt, key, state, m, feats))
@@ -405,7 +426,11 @@ class Engine:
                     due = min(due, state.quiet_until)
             return due
         if state.window:
-            due = state.window[0].ts + rule.window  # type: ignore[attr-defined]
+            window_s: float = rule.window  # type: ignore[attr-defined]
+            if ep is None and not state.blocked and self._cannot_rise(rt, state):
+                due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
+            else:
+                due = state.window[0].ts + window_s  # the next mention to leave the window
         elif isinstance(rule, FlatlineRule):
             now = self.now_ts
             if rule.silent_for is not None and state.last_seen_ts + rule.silent_for > now:
@@ -421,6 +446,18 @@ class Engine:
         if ep is None and state.blocked:
             due = min(due, state.quiet_until)
         return due
+
+    @staticmethod
+    def _cannot_rise(rt: RuleRuntime, state: GroupState) -> bool:
+        """True when mentions leaving the window cannot make the condition hold."""
+        rule = rt.rule
+        n = len(state.window)
+        if isinstance(rule, (SpikeRule, SentimentShiftRule)):
+            return n < rule.min_count
+        if rt.combine_all:
+            value = state.value
+            return any(not c.holds(value(c.metric)) for c in rt.rising)
+        return rt.all_rising
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         if rt.kind == "match":
@@ -445,8 +482,33 @@ class Engine:
         return self._evaluate(rt, key, state, m.ts)
 
     def _evaluate(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
+        if state.episode is None and not state.blocked and not self._may_hold(rt, state):
+            return []  # the common case, decided without building metrics and checks
         holds, metrics, checks = self._verdict(rt, state)
         return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
+
+    def _may_hold(self, rt: RuleRuntime, state: GroupState) -> bool:
+        """False only when the condition surely does not hold (a cheap necessary test)."""
+        rule = rt.rule
+        if isinstance(rule, ThresholdRule):
+            value = state.value
+            if rule.combine == "all":
+                return all(c.holds(value(c.metric)) for c in rule.conditions)
+            return any(c.holds(value(c.metric)) for c in rule.conditions)
+        if isinstance(rule, SpikeRule):
+            n = len(state.window)
+            if n < rule.min_count:
+                return False
+            base = self._baseline(rt, state)
+            return not base.ready or n >= rule.factor * base.count
+        if isinstance(rule, SentimentShiftRule):
+            return len(state.window) >= rule.min_count
+        if isinstance(rule, FlatlineRule):
+            now = self.now_ts
+            return ((rule.silent_for is not None and now - state.last_seen_ts >= rule.silent_for)
+                    or (rule.failing_for is not None and state.first_fail_ts is not None
+                        and now - state.first_fail_ts >= rule.failing_for))
+        return True
 
     def _verdict(self, rt: RuleRuntime, state: GroupState) -> tuple[bool, dict[str, Any], list[Check]]:
         rule = rt.rule

@@ -52,6 +52,32 @@ def _term_test(term: str) -> Callable[[TextFeatures], bool]:
     return lambda f: phrase in f.stream
 
 
+def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
+    """Whether any of many terms occurs, in a few set operations rather than one test per term."""
+    words: set[str] = set()
+    phrases: dict[str, list[str]] = {}  # first word -> phrases starting with it
+    for term in terms:
+        tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+        if len(tokens) == 1:
+            words.add(tokens[0])
+        else:
+            bare = [t.lstrip("#") for t in tokens]
+            phrases.setdefault(bare[0], []).append(" " + " ".join(bare) + " ")
+    single = frozenset(words)
+    firsts = frozenset(phrases)
+
+    def test(f: TextFeatures) -> bool:
+        if not single.isdisjoint(f.words):
+            return True
+        for first in firsts.intersection(f.words):
+            for phrase in phrases[first]:
+                if phrase in f.stream:
+                    return True
+        return False
+
+    return test
+
+
 Predicate = Callable[[Mention, Callable[[], TextFeatures]], bool]
 
 
@@ -86,11 +112,11 @@ def compile_match(match: Match) -> Predicate:
         all_tests = [_term_test(t) for t in match.all]
         tests.append(lambda m, f: (feat := f()) is not None and all(t(feat) for t in all_tests))
     if match.any:
-        any_tests = [_term_test(t) for t in match.any]
-        tests.append(lambda m, f: (feat := f()) is not None and any(t(feat) for t in any_tests))
+        any_test = _any_term_test(match.any)
+        tests.append(lambda m, f: any_test(f()))
     if match.none:
-        none_tests = [_term_test(t) for t in match.none]
-        tests.append(lambda m, f: (feat := f()) is not None and not any(t(feat) for t in none_tests))
+        none_test = _any_term_test(match.none)
+        tests.append(lambda m, f: not none_test(f()))
     if match.regex:
         pattern = re2.compile(match.regex, options=_re2_options())
         tests.append(lambda m, f: pattern.search(_regex_text(m.text)) is not None)
@@ -105,7 +131,15 @@ def compile_match(match: Match) -> Predicate:
         return lambda m, f: True
     if len(tests) == 1:
         return tests[0]
-    return lambda m, f: all(t(m, f) for t in tests)
+    chain = tuple(tests)
+
+    def passes(m: Mention, f: Callable[[], TextFeatures]) -> bool:
+        for t in chain:
+            if not t(m, f):
+                return False
+        return True
+
+    return passes
 
 
 def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], bool]:

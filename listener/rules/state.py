@@ -116,6 +116,29 @@ class GroupState:
         if not w:
             self.sum_compound = 0.0  # no float drift on an empty window
 
+    def value(self, metric: str) -> float | None:
+        """One window metric, exactly as `metrics()` gives it, without building the whole dict."""
+        n = len(self.window)
+        if metric == "count":
+            return n
+        if metric == "unique_authors":
+            return len(self.authors)
+        if metric == "flagged":
+            return self.n_flag
+        if n == 0:
+            return None if metric == "mean_compound" else 0.0
+        if metric == "share_negative":
+            return round(self.n_neg / n, 4)
+        if metric == "share_positive":
+            return round(self.n_pos / n, 4)
+        if metric == "share_neutral":
+            return round((n - self.n_neg - self.n_pos) / n, 4)
+        if metric == "mean_compound":
+            return round(self.sum_compound / n, 4)
+        if metric == "share_flagged":
+            return round(self.n_flag / n, 4)
+        return None
+
     def metrics(self, with_flag: bool) -> dict[str, Any]:
         n = len(self.window)
         out: dict[str, Any]
