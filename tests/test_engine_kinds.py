@@ -255,3 +255,50 @@ def test_thanks_are_not_flagged(make_mention):
 def test_invalid_rules_are_refused(spec, message):
     with pytest.raises(ValidationError, match=message):
         rule(**spec)
+
+
+# -- restarts and the payload contract ------------------------------------------------------
+
+
+def test_a_restarted_engine_refills_baselines_from_the_store_and_keeps_the_episode(make_mention):
+    r = spike_rule()
+    history = steady(make_mention, 0, 25 * HOUR, 600, watch="w")
+    burst = steady(make_mention, 25 * HOUR, 25 * HOUR + 1800, 45, watch="w")
+    first = Engine([r])
+    first.process(history)
+    (fired,) = first.process(burst)
+    saved = json.loads(json.dumps(first.snapshot()))
+
+    second = Engine([r])
+    assert second.max_window_s() == 25 * HOUR  # what the daemon must load back from the store
+    second.restore(saved)
+    second.warm(m for m in history + burst if m.ts >= T0S + 26 * HOUR - second.max_window_s())
+    assert second.process([make_mention(at_s=25 * HOUR + 1801, watch="w")]) == []  # no second firing
+    resolved = second.advance(T0S + 27 * HOUR)
+    assert [(a.status, a.id) for a in resolved] == [("resolved", fired.id)]
+
+
+def test_payloads_of_every_kind_validate_against_the_alert_schema(make_mention):
+    import jsonschema
+
+    from listener.paths import ALERT_SCHEMA
+
+    schema = json.loads(ALERT_SCHEMA.read_text())
+    engine = Engine([
+        spike_rule(id="spike", min_count=5, baseline={"type": "trailing", "period": "2h"}),
+        rule(id="shift", kind="sentiment_shift", window="1h", baseline={"period": "2h"}, drop=0.2, min_count=5,
+             min_baseline_count=5),
+        rule(id="flat", kind="flatline", silent_for="30m", failing_for="10m"),
+        rule(id="thr", kind="threshold", window="1h", conditions=["flagged >= 2"], flag={"sentiment": "negative"},
+             escalate=[{"severity": "high", "conditions": ["flagged >= 4"]}]),
+        rule(id="m", kind="match", match={"any": ["help"]}),
+    ])
+    alerts = engine.process(steady(make_mention, 0, 3 * HOUR, 600, compound=0.5, text="help"))
+    alerts += engine.process(steady(make_mention, 3 * HOUR, 3.5 * HOUR, 60, compound=-0.6))
+    alerts += engine.record_poll("w", "x", T0S + 4 * HOUR, ok=False, error="HTTP 500")
+    alerts += engine.advance(T0S + 6 * HOUR)
+    assert {a.rule for a in alerts} == {"spike", "shift", "flat", "thr", "m"}
+    assert {a.status for a in alerts} == {"firing", "resolved"}
+    for a in alerts:
+        jsonschema.validate(a.to_payload(), schema)
+        assert a.explanation

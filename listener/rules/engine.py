@@ -18,108 +18,18 @@ import math
 from typing import Any, Callable, Iterable, Sequence
 
 from listener.alert import Alert, episode_id
-from listener.duration import format_duration, format_span
+from listener.duration import format_span
 from listener.mention import Mention
-from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
-from listener.rules.filters import Predicate, TextFeatures, compile_match, compile_poll_match, features
-from listener.rules.model import (
-    BaselineRule, Condition, FlatlineRule, MatchRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
-    WindowRule, severity_rank,
-)
+from listener.rules.alerting import Check, build_alert, check as _check
+from listener.rules.filters import TextFeatures, features
+from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
+from listener.rules.runtime import RuleRuntime, cannot_rise, may_hold, verdict
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
-from listener.rules.terms import top_terms
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
-RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall as mentions leave a window
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
 MAX_EPISODE_AUTHORS = 1000
-Check = dict[str, Any]
-
-
-def _check(metric: str, op: str, bound: float, value: float | None, note: str | None = None) -> Check:
-    c = {"metric": metric, "op": op, "bound": round(bound, 4), "value": value,
-         "met": Condition(metric, op, bound).holds(value)}
-    if note:
-        c["note"] = note
-    return c
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() else f"{value:.2f}"
-    return "-" if value is None else str(value)
-
-
-class RuleRuntime:
-    """One rule, compiled, with its per-group state."""
-
-    def __init__(self, rule: RuleBase) -> None:
-        self.rule = rule
-        self.kind: str = rule.kind  # type: ignore[attr-defined]
-        self.predicate: Predicate = compile_match(rule.match)
-        flag = getattr(rule, "flag", None)
-        self.flag: Predicate | None = compile_match(flag) if flag is not None else None
-        self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
-        self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
-        self.groups: dict[str, GroupState] = {}
-        # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
-        # of them is false, the window need not be watched as it drains (see Engine._needs).
-        conditions = getattr(rule, "conditions", [])
-        self.rising = [c for c in conditions if c.metric in RISING_METRICS and c.op in (">=", ">")]
-        self.all_rising = len(self.rising) == len(conditions)
-        self.combine_all = getattr(rule, "combine", "all") == "all"
-        self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
-        self.unready_reason = ""
-
-    def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
-        state = GroupState(values)
-        if self.bucket_s:
-            state.history = History(self.bucket_s)
-        state.last_seen_ts = now_ts
-        return state
-
-    def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
-        by = self.rule.group_by
-        if not by:
-            if self.kind == "match":
-                # Without group_by every matching mention is its own episode.
-                return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
-            return [("all", {})]
-        if len(by) == 1 and by[0] != "hashtag":
-            name = by[0]
-            if name == "thread":
-                value = m.thread or m.in_reply_to or m.id
-            elif name == "watch":
-                value = m.watch or "-"
-            elif name == "author":
-                value = m.author or "-"
-            else:
-                value = m.platform
-            return [(f"{name}={value}", {name: value})]
-        combos: list[dict[str, str]] = [{}]
-        for name in by:
-            if name == "hashtag":
-                tags = feats().hashtags
-                if not tags:
-                    return []  # a mention without hashtags is in no hashtag group
-                combos = [dict(c, hashtag=t) for c in combos for t in tags]
-                continue
-            if name == "thread":
-                value = m.thread or m.in_reply_to or m.id
-            elif name == "watch":
-                value = m.watch or "-"
-            elif name == "author":
-                value = m.author or "-"
-            else:
-                value = m.platform
-            for c in combos:
-                c[name] = value
-        return [(",".join(f"{k}={v}" for k, v in c.items()), c) for c in combos]
-
-    def poll_group(self, watch: str | None, platform: str) -> tuple[str, dict[str, str]]:
-        values = {name: (watch or "-") if name == "watch" else platform for name in self.rule.group_by}
-        return (",".join(f"{k}={v}" for k, v in values.items()) or "all"), values
 
 
 class Engine:
@@ -427,7 +337,7 @@ class Engine:
             return due
         if state.window:
             window_s: float = rule.window  # type: ignore[attr-defined]
-            if ep is None and not state.blocked and self._cannot_rise(rt, state):
+            if ep is None and not state.blocked and cannot_rise(rt, state):
                 due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
             else:
                 due = state.window[0].ts + window_s  # the next mention to leave the window
@@ -446,18 +356,6 @@ class Engine:
         if ep is None and state.blocked:
             due = min(due, state.quiet_until)
         return due
-
-    @staticmethod
-    def _cannot_rise(rt: RuleRuntime, state: GroupState) -> bool:
-        """True when mentions leaving the window cannot make the condition hold."""
-        rule = rt.rule
-        n = len(state.window)
-        if isinstance(rule, (SpikeRule, SentimentShiftRule)):
-            return n < rule.min_count
-        if rt.combine_all:
-            value = state.value
-            return any(not c.holds(value(c.metric)) for c in rt.rising)
-        return rt.all_rising
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         if rt.kind == "match":
@@ -482,122 +380,10 @@ class Engine:
         return self._evaluate(rt, key, state, m.ts)
 
     def _evaluate(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
-        if state.episode is None and not state.blocked and not self._may_hold(rt, state):
+        if state.episode is None and not state.blocked and not may_hold(rt, state, self.now_ts, self.first_ts):
             return []  # the common case, decided without building metrics and checks
-        holds, metrics, checks = self._verdict(rt, state)
+        holds, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
         return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
-
-    def _may_hold(self, rt: RuleRuntime, state: GroupState) -> bool:
-        """False only when the condition surely does not hold (a cheap necessary test)."""
-        rule = rt.rule
-        if isinstance(rule, ThresholdRule):
-            value = state.value
-            if rule.combine == "all":
-                return all(c.holds(value(c.metric)) for c in rule.conditions)
-            return any(c.holds(value(c.metric)) for c in rule.conditions)
-        if isinstance(rule, SpikeRule):
-            n = len(state.window)
-            if n < rule.min_count:
-                return False
-            base = self._baseline(rt, state)
-            return not base.ready or n >= rule.factor * base.count
-        if isinstance(rule, SentimentShiftRule):
-            return len(state.window) >= rule.min_count
-        if isinstance(rule, FlatlineRule):
-            now = self.now_ts
-            return ((rule.silent_for is not None and now - state.last_seen_ts >= rule.silent_for)
-                    or (rule.failing_for is not None and state.first_fail_ts is not None
-                        and now - state.first_fail_ts >= rule.failing_for))
-        return True
-
-    def _verdict(self, rt: RuleRuntime, state: GroupState) -> tuple[bool, dict[str, Any], list[Check]]:
-        rule = rt.rule
-        if isinstance(rule, FlatlineRule):
-            return self._flatline_verdict(rule, state)
-        metrics = state.metrics(rt.flag is not None)
-        if isinstance(rule, ThresholdRule):
-            checks = [_check(c.metric, c.op, c.bound, metrics.get(c.metric)) for c in rule.conditions]
-            met = [c["met"] for c in checks]
-            return (all(met) if rule.combine == "all" else any(met)), metrics, checks
-        assert isinstance(rule, BaselineRule)
-        base = self._baseline(rt, state)
-        count = metrics["count"]
-        if isinstance(rule, SpikeRule):
-            if not base.ready:
-                return self._unready(rt, base.reason, count >= rule.min_count), metrics, []
-            metrics["baseline"] = round(base.count, 3)
-            metrics["ratio"] = round(count / base.count, 3) if base.count > 0 else None
-            checks = [
-                _check("count", ">=", rule.min_count, count, "min_count"),
-                _check("count", ">=", rule.factor * base.count, count,
-                       f"{rule.factor:g}x the baseline {base.count:.1f}, {rule.baseline.describe()}"),
-            ]
-            if base.mad is not None:
-                metrics["baseline_mad"] = round(base.mad, 3)
-                if rule.min_mads > 0:
-                    checks.append(_check("count", ">=", base.count + rule.min_mads * base.mad, count,
-                                         f"baseline + {rule.min_mads:g} MAD ({base.mad:.1f})"))
-            return all(c["met"] for c in checks), metrics, checks
-        assert isinstance(rule, SentimentShiftRule)
-        if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
-            reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {rule.min_baseline_count}"
-            return self._unready(rt, reason, count >= rule.min_count), metrics, []
-        mean = metrics["mean_compound"]
-        drop = None if mean is None else round(base.mean - mean, 4)
-        metrics["baseline"] = round(base.mean, 4)
-        metrics["drop"] = drop
-        if base.mean_mad is not None:
-            metrics["baseline_mad"] = round(base.mean_mad, 4)
-        checks = [
-            _check("count", ">=", rule.min_count, count, "min_count"),
-            _check("drop", ">=", rule.drop, drop,
-                   f"mean {_num(mean)} against the usual {base.mean:+.2f}, {rule.baseline.describe()}"),
-        ]
-        return all(c["met"] for c in checks), metrics, checks
-
-    @staticmethod
-    def _unready(rt: RuleRuntime, reason: str, would_look: bool) -> bool:
-        if would_look:
-            rt.unready += 1
-            rt.unready_reason = reason
-        return False
-
-    def _baseline(self, rt: RuleRuntime, state: GroupState) -> BaselineValue:
-        rule = rt.rule
-        assert isinstance(rule, BaselineRule) and state.history is not None
-        history = state.history
-        now = self.now_ts
-        cache_key = (int(now // history.width_s), history.version)
-        if state.base_key == cache_key and state.base_value is not None:
-            return state.base_value  # type: ignore[no-any-return]
-        span = rule.baseline.span_s(rule.window)
-        history.prune(now - span - history.width_s)
-        start = self.first_ts if self.first_ts is not None else now
-        if rule.baseline.type == "trailing":
-            need = rule.window + rule.baseline.period
-            if now - start < need:
-                value = BaselineValue(False, reason=f"{format_span(now - start)} of the "
-                                                    f"{format_span(need)} of history it needs")
-            else:
-                value = trailing(history, now, rule.window, rule.baseline.period)
-        else:
-            value = seasonal(history, now, rule.window, rule.baseline.weeks, rule.baseline.min_weeks, start)
-        state.base_key, state.base_value = cache_key, value
-        return value
-
-    def _flatline_verdict(self, rule: FlatlineRule, state: GroupState) -> tuple[bool, dict[str, Any], list[Check]]:
-        now = self.now_ts
-        silent = round(max(now - state.last_seen_ts, 0.0), 3)
-        failing = round(now - state.first_fail_ts, 3) if state.first_fail_ts is not None else 0.0
-        metrics: dict[str, Any] = {"count": 0, "silent_s": silent, "failing_s": failing,
-                                   "failed_polls": state.failed_polls}
-        checks: list[Check] = []
-        if rule.silent_for is not None:
-            checks.append(_check("silent_s", ">=", rule.silent_for, silent, "no matching mention"))
-        if rule.failing_for is not None:
-            checks.append(_check("failing_s", ">=", rule.failing_for, failing if state.failed_polls else None,
-                                 "every poll failed"))
-        return any(c["met"] for c in checks), metrics, checks
 
     def _escalation(self, rule: RuleBase, metrics: dict[str, Any], current: str) -> tuple[str, list[Check]]:
         severity, why = current, []
@@ -651,7 +437,7 @@ class Engine:
         if rt.kind == "match":
             assert state.episode is not None
             return self._match_metrics(state.episode), []
-        _, metrics, checks = self._verdict(rt, state)
+        _, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
         return metrics, checks
 
     # -- match ---------------------------------------------------------------------
@@ -715,52 +501,8 @@ class Engine:
         assert ep is not None
         if status == "resolved":
             ep.seq += 1
-        rule = rt.rule
-        now = self.now_ts
-        pool: list[Mention]
-        if isinstance(rule, WindowRule):
-            pool = list(state.window)
-            if rt.flag is not None and state.n_flag:
-                pool = [m for m, f in zip(state.window, state.flags) if f]
-            window_start, window_label = now - rule.window, format_duration(rule.window)
-        elif isinstance(rule, MatchRule):
-            pool = list(ep.samples)
-            window_start, window_label = ep.start_ts, format_duration(max(now - ep.start_ts, 0))
-        else:
-            pool = []
-            window_start = min(state.last_seen_ts, now)
-            window_label = format_duration(round(now - window_start))
-        samples = sorted(pool, key=lambda s: (s.compound, -s.ts))[:MAX_SAMPLES]
-        terms = top_terms([s.text for s in pool[-300:]], exclude=_group_words(state.values)) if pool else []
-        explanation = _explain(status, checks, escalation, ep.severity, note)
-        first = samples[0] if samples else None
-        values: dict[str, Any] = {
-            "rule": rule.id, "severity": ep.severity, "status": status, "group": key, "window": window_label,
-            "top_terms": ", ".join(terms) if terms else None,
-            "sample_text": first.text if first else None,
-            "sample_url": first.url if first else None,
-            "sample_author": first.author if first else None,
-            "explanation": explanation, "description": rule.description or None,
-            **metrics,
-        }
-        if isinstance(rule, FlatlineRule):
-            values.update(silent=format_duration(round(metrics["silent_s"])),
-                          failing=format_duration(round(metrics["failing_s"])), last_error=state.last_error)
-        context = first or state.last
-        for name in ("watch", "thread", "author", "platform", "hashtag"):
-            values[name] = state.values.get(name) or (getattr(context, name, None) if context and name != "hashtag"
-                                                      else None)
-        return [
-            Alert(
-                id=ep.id, seq=ep.seq, rule=rule.id, status=status, severity=ep.severity,
-                title=rule.title.render(values), summary=rule.message.render(values),
-                group_key=key, group=dict(state.values), episode_start_ts=ep.start_ts, fired_at_ts=now,
-                window_start_ts=window_start, window_end_ts=now, metrics=metrics,
-                conditions=tuple(checks) + tuple(escalation or ()),
-                samples=tuple(samples), top_terms=tuple(terms), labels=dict(rule.labels), route=rule.route,
-                description=rule.description, explanation=explanation,
-            )
-        ]
+        return [build_alert(rt.rule, rt.flag is not None, key, state, ep, status, metrics, checks, self.now_ts,
+                            escalation, note)]
 
 
 def same_definition(a: RuleBase, b: RuleBase) -> bool:
@@ -777,30 +519,3 @@ def _lazy_features(m: Mention) -> Callable[[], TextFeatures]:
         return cached[0]
 
     return feats
-
-
-def _describe_check(c: Check) -> str:
-    text = f"{c['metric']} {_num(c['value'])} {c['op']} {_num(c['bound'])}"
-    if c.get("note"):
-        text += f" ({c['note']})"
-    return text
-
-
-def _explain(status: str, checks: list[Check], escalation: list[Check] | None, severity: str,
-             note: str | None) -> str:
-    if status == "resolved":
-        failing = [c for c in checks if not c["met"]]
-        text = "resolved: " + ("; ".join("no longer " + _describe_check(c) for c in failing)
-                               if failing else "no matching mention for the resolve delay")
-    else:
-        met = [c for c in checks if c["met"]]
-        text = "fired: " + ("; ".join(_describe_check(c) for c in met) if met else "a mention matched")
-        if escalation:
-            text += f"; {severity} because " + "; ".join(_describe_check(c) for c in escalation if c["met"])
-    if note:
-        text += f" ({note})"
-    return text
-
-
-def _group_words(values: dict[str, str]) -> set[str]:
-    return {v.casefold().lstrip("#@") for v in values.values()}
