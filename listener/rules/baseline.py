@@ -72,9 +72,9 @@ class History:
         n = 0
         s = 0.0
         for b in range(lo, hi):
-            c = counts.get(b)
-            if c:
-                n += c
+            k = counts.get(b)
+            if k:
+                n += k
                 s += sums[b]
         return n, s
 

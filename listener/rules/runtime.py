@@ -57,9 +57,9 @@ class RuleRuntime:
                 return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
             return [("all", {})]
         if len(by) == 1 and by[0] != "hashtag":
-            name = by[0]
-            value = _group_value(m, name)
-            return [(f"{name}={value}", {name: value})]
+            only: str = by[0]
+            value = _group_value(m, only)
+            return [(f"{only}={value}", {only: value})]
         combos: list[dict[str, str]] = [{}]
         for name in by:
             if name == "hashtag":
@@ -74,7 +74,8 @@ class RuleRuntime:
         return [(",".join(f"{k}={v}" for k, v in c.items()), c) for c in combos]
 
     def poll_group(self, watch: str | None, platform: str) -> tuple[str, dict[str, str]]:
-        values = {name: (watch or "-") if name == "watch" else platform for name in self.rule.group_by}
+        values: dict[str, str] = {name: (watch or "-") if name == "watch" else platform
+                                  for name in self.rule.group_by}
         return (",".join(f"{k}={v}" for k, v in values.items()) or "all"), values
 
 
