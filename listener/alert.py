@@ -58,6 +58,7 @@ class Alert:
     labels: Mapping[str, str] = field(default_factory=dict)
     route: str | None = None
     description: str = ""
+    explanation: str = ""  # why it fired or resolved, in plain words
 
     def to_payload(self) -> dict[str, Any]:
         """The alert message v1, as published on MQTT."""
@@ -84,6 +85,7 @@ class Alert:
             "samples": [sample_payload(m) for m in self.samples[:MAX_SAMPLES]],
             "labels": dict(self.labels),
             "route": self.route,
+            "explanation": self.explanation,
         }
 
 

@@ -13,7 +13,7 @@ from listener.mention import format_time, from_ts
 from listener.pipeline import Pipeline
 from listener.replay import ReplayReader
 from listener.rules.engine import Engine
-from listener.rules.model import RuleBase
+from listener.rules.model import RuleBase, severity_rank
 from listener.sentiment import SentimentScorer
 from listener.store import Store
 
@@ -23,6 +23,8 @@ class RuleSummary:
     episodes: int = 0
     messages: int = 0
     first_fired_ts: float | None = None
+    max_severity: str | None = None
+    history_note: str | None = None  # a baseline rule that lacked history: why it stayed quiet
 
 
 @dataclass
@@ -36,9 +38,12 @@ class BacktestResult:
     last_ts: float | None = None
 
     def summary_lines(self, rules: Iterable[RuleBase]) -> list[str]:
+        """Per rule: episodes, messages, the first firing and the worst severity; how noisy it would be."""
         span = ""
+        days = 0.0
         if self.first_ts is not None and self.last_ts is not None:
             span = f" from {format_time(from_ts(self.first_ts))} to {format_time(from_ts(self.last_ts))}"
+            days = (self.last_ts - self.first_ts) / 86400
         lines = [
             f"{self.read} mentions read ({self.new} new){span}; {self.skipped} bad lines skipped; "
             f"{self.alerts} alert messages"
@@ -46,8 +51,16 @@ class BacktestResult:
         for rule in rules:
             s = self.per_rule.get(rule.id, RuleSummary())
             first = format_time(from_ts(s.first_fired_ts)) if s.first_fired_ts is not None else "-"
-            state = "" if rule.enabled else " (disabled)"
-            lines.append(f"  {rule.id:<32} {s.episodes:>4} episodes {s.messages:>5} messages  first {first}{state}")
+            line = f"  {rule.id:<28} {s.episodes:>4} episodes {s.messages:>5} messages  first {first:<20}"
+            if s.max_severity:
+                line += f"  up to {s.max_severity}"
+            if days >= 1 and s.episodes:
+                line += f"  ({s.episodes / days:.1f} episodes a day)"
+            if not rule.enabled:
+                line += "  (disabled)"
+            if s.history_note:
+                line += f"  quiet for lack of history: {s.history_note}"
+            lines.append(line.rstrip())
         return lines
 
 
@@ -76,6 +89,8 @@ def run_backtest(
             result.alerts += 1
             summary = result.per_rule.setdefault(alert.rule, RuleSummary())
             summary.messages += 1
+            if summary.max_severity is None or severity_rank(alert.severity) > severity_rank(summary.max_severity):
+                summary.max_severity = alert.severity
             if alert.seq == 1:
                 summary.episodes += 1
                 if summary.first_fired_ts is None:
@@ -84,6 +99,10 @@ def run_backtest(
                 on_alert(alert)
     result.read = reader.read
     result.skipped = reader.skipped
+    for rule in rules:
+        note = pipeline.engine.history_note(rule.id)
+        if note:
+            result.per_rule.setdefault(rule.id, RuleSummary()).history_note = note
     return result, store
 
 

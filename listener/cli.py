@@ -63,6 +63,57 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from listener.rules.check import check_rules, explain
+
+    today = date.fromisoformat(args.today) if args.today else date.today()
+    report = check_rules(args.paths, today)
+    for problem in report.problems:
+        print(str(problem), file=sys.stderr)
+    if report.ruleset is not None:
+        if args.explain:
+            for rule in report.ruleset.rules:
+                print(explain(rule) + "\n")
+        rules = report.ruleset.rules
+        print(f"{len(rules)} rules in {len(report.ruleset.files)} files: {len(report.errors)} errors, "
+              f"{len(report.problems) - len(report.errors)} warnings", file=sys.stderr)
+    failed = report.errors or (args.strict and report.problems)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from listener.rules.testing import RuleTestRunner, find_test_files
+
+    files = find_test_files(args.paths)
+    if not files:
+        raise InputError(f"no rule test files (*.test.yaml) in {' '.join(args.paths)}")
+    runner = RuleTestRunner()
+    passed = failed = 0
+    for path in files:
+        try:
+            outcomes = runner.run_file(path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(str(problem), file=sys.stderr)
+            failed += 1
+            continue
+        for outcome in outcomes:
+            where = f"{outcome.file}:{outcome.line}" if outcome.line else outcome.file
+            if outcome.ok:
+                passed += 1
+                if args.verbose:
+                    print(f"PASS {where} {outcome.name}")
+            else:
+                failed += 1
+                print(f"FAIL {where} {outcome.name}")
+                for failure in outcome.failures:
+                    print("  " + failure.replace("\n", "\n  "))
+    print(f"{passed} passed, {failed} failed", file=sys.stderr)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from listener.demo import run_demo
 
@@ -190,6 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="PATH", help="keep the store in this SQLite file (default: a temporary one)")
     p.add_argument("--config", metavar="PATH", help="take the sentiment lexicon overrides from this config file")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("rules", help="rule authors' tools: check and test rule files",
+                       description="Tools for rule authors: validate rule files, explain them, run rule unit tests.")
+    rules_sub = p.add_subparsers(dest="rules_command", metavar="RULES_COMMAND")
+    rules_sub.required = True
+    q = rules_sub.add_parser("check", help="validate rule files; one line per problem",
+                             description="Validate rule files (or directories of them): one FILE:LINE:COLUMN line "
+                                         "per problem; warnings for overdue review_by dates and rules that cannot "
+                                         "do what they seem to. Exits 1 on errors.")
+    q.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
+    q.add_argument("--explain", action="store_true", help="also print what each rule will do, in plain words")
+    q.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    q.add_argument("--today", metavar="YYYY-MM-DD", help="the date review_by is checked against (default: today)")
+    q.set_defaults(func=cmd_rules_check)
+    q = rules_sub.add_parser("test", help="run rule unit tests (*.test.yaml)",
+                             description="Run rule unit tests: input mentions at relative times and the alerts "
+                                         "expected; failures show expected against actual. Exits 1 on a failure.")
+    q.add_argument("paths", nargs="+", metavar="PATH", help="test files, or directories searched for *.test.yaml")
+    q.add_argument("-v", "--verbose", action="store_true", help="also list the tests that pass")
+    q.set_defaults(func=cmd_rules_test)
 
     p = sub.add_parser("demo", help="run the bundled scenario end to end and show what the comms team receives",
                        description="Replay a bundled scenario (a few hours around officer accounts and a "

@@ -56,6 +56,8 @@ def position(tree: Any, loc: Iterable[Any], *, key: bool = False) -> tuple[int |
     parts = list(loc)
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
+        if isinstance(node, CommentedMap) and node.get("kind") == part and (last or parts[index + 1] in node):
+            continue  # a discriminated union's tag that is also a key (a rule of kind 'match' has 'match:')
         if isinstance(node, CommentedMap) and part in node:
             kl, kc = node.lc.key(part)
             vl, vc = node.lc.value(part)

@@ -2,6 +2,9 @@
 
 from listener.rules.engine import Engine
 from listener.rules.loader import RuleSet, load_rules
-from listener.rules.model import MatchRule, RuleBase, ThresholdRule
+from listener.rules.model import (
+    FlatlineRule, MatchRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
+)
 
-__all__ = ["Engine", "MatchRule", "RuleBase", "RuleSet", "ThresholdRule", "load_rules"]
+__all__ = ["Engine", "FlatlineRule", "MatchRule", "RuleBase", "RuleSet", "SentimentShiftRule", "SpikeRule",
+           "ThresholdRule", "load_rules"]

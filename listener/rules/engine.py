@@ -1,148 +1,56 @@
-"""The rule engine: scored mentions and a clock in, alerts out. Pure: no I/O, no wall clock.
+"""The rule engine: scored mentions, poll reports and a clock in, alerts out. Pure: no I/O, no wall clock.
 
 Time is event time: the engine's clock is the newest `created_at` it has seen, or a later
-time given to `advance()` (the daemon ticks it with the wall clock so that windows empty
-and episodes resolve when nothing arrives). Each rule keeps state per group: a sliding
-window of the matching mentions with running sums, and the open episode if there is one.
-Timers (a heap of due times) re-evaluate a group when a mention leaves its window, when a
-resolve delay ends and when a cooldown ends, so nothing depends on a new mention arriving.
+time given to `advance()` or `record_poll()` (the daemon ticks it with the wall clock so that
+windows empty, episodes resolve and silences are noticed when nothing arrives). Each rule
+keeps state per group: a sliding window of the matching mentions with running sums, bucketed
+history for baselines, health reports for flatline rules, and the open episode if there is one.
+Each group has at most one pending timer (a heap of due times); when it runs, the group is
+re-evaluated (a mention left its window, a resolve delay or a cooldown ended, a source has
+been silent long enough) and its next due time is computed, so nothing depends on a new
+mention arriving and a long jump of the clock gives the same result as many small ticks.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
-from collections import Counter, deque
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from listener.alert import Alert, episode_id
-from listener.duration import format_duration
+from listener.duration import format_span
 from listener.mention import Mention
-from listener.rules.filters import Predicate, TextFeatures, compile_match, features
-from listener.rules.model import MatchRule, RuleBase, ThresholdRule
-from listener.rules.terms import top_terms
+from listener.rules.alerting import Check, build_alert, check as _check
+from listener.rules.filters import TextFeatures, features
+from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
+from listener.rules.runtime import RuleRuntime, cannot_rise, may_hold, verdict
+from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 
-NEG, POS = -0.05, 0.05
-MAX_SAMPLES = 5
-
-
-@dataclass(slots=True)
-class Episode:
-    id: str
-    start_ts: float
-    seq: int = 1
-    severity: str = "medium"
-    matches: int = 0  # match rules: mentions in this episode
-    samples: list[Mention] = field(default_factory=list)  # match rules: newest first
-    last_match_ts: float = 0.0
-    pending_update: bool = False
-
-
-@dataclass(slots=True)
-class GroupState:
-    values: dict[str, str]
-    window: deque[Mention] = field(default_factory=deque)
-    n_neg: int = 0
-    n_pos: int = 0
-    sum_compound: float = 0.0
-    authors: Counter[str] = field(default_factory=Counter)
-    episode: Episode | None = None
-    quiet_until: float = -math.inf
-    clear_since: float | None = None
-
-    def add(self, m: Mention) -> None:
-        w = self.window
-        if not w or m.ts >= w[-1].ts:
-            w.append(m)
-        else:  # a late mention: keep the window in event-time order
-            index = bisect.bisect_right([x.ts for x in w], m.ts)
-            w.insert(index, m)
-        c = m.compound
-        self.sum_compound += c
-        if c <= NEG:
-            self.n_neg += 1
-        elif c >= POS:
-            self.n_pos += 1
-        if m.author:
-            self.authors[m.author] += 1
-
-    def evict(self, before_ts: float) -> None:
-        w = self.window
-        while w and w[0].ts < before_ts:
-            m = w.popleft()
-            c = m.compound
-            self.sum_compound -= c
-            if c <= NEG:
-                self.n_neg -= 1
-            elif c >= POS:
-                self.n_pos -= 1
-            if m.author:
-                left = self.authors[m.author] - 1
-                if left:
-                    self.authors[m.author] = left
-                else:
-                    del self.authors[m.author]
-        if not w:
-            self.sum_compound = 0.0  # no float drift on an empty window
-
-    def metrics(self) -> dict[str, Any]:
-        n = len(self.window)
-        if n == 0:
-            return {"count": 0, "share_negative": 0.0, "share_positive": 0.0, "share_neutral": 0.0,
-                    "mean_compound": None, "unique_authors": 0}
-        return {
-            "count": n,
-            "share_negative": round(self.n_neg / n, 4),
-            "share_positive": round(self.n_pos / n, 4),
-            "share_neutral": round((n - self.n_neg - self.n_pos) / n, 4),
-            "mean_compound": round(self.sum_compound / n, 4),
-            "unique_authors": len(self.authors),
-        }
-
-
-class RuleRuntime:
-    """One rule, compiled, with its per-group state."""
-
-    def __init__(self, rule: RuleBase) -> None:
-        self.rule = rule
-        self.predicate: Predicate = compile_match(rule.match)
-        self.groups: dict[str, GroupState] = {}
-
-    def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
-        by = self.rule.group_by
-        if not by:
-            if isinstance(self.rule, MatchRule):
-                # Without group_by every matching mention is its own episode.
-                return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
-            return [("all", {})]
-        combos: list[dict[str, str]] = [{}]
-        for name in by:
-            if name == "hashtag":
-                tags = feats().hashtags
-                if not tags:
-                    return []  # a mention without hashtags is in no hashtag group
-                combos = [dict(c, hashtag=t) for c in combos for t in tags]
-                continue
-            if name == "thread":
-                value = m.thread or m.in_reply_to or m.id
-            elif name == "watch":
-                value = m.watch or "-"
-            elif name == "author":
-                value = m.author or "-"
-            else:
-                value = m.platform
-            for c in combos:
-                c[name] = value
-        return [(",".join(f"{k}={v}" for k, v in c.items()), c) for c in combos]
+WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
+# Fields that only shape what an alert says: changing them on reload keeps a rule's state.
+PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
+MAX_EPISODE_AUTHORS = 1000
 
 
 class Engine:
-    """Runs a rule set over a stream of scored mentions; see the module docstring."""
+    """Runs a rule set over a stream of scored mentions and poll reports; see the module docstring.
+
+    Inputs, all in event time (epoch seconds) and all returning the alerts they cause:
+
+    - `process(mentions)`: scored mentions, roughly in `created_at` order;
+    - `advance(now_ts)`: move the clock (the daemon calls it with the wall clock every few seconds);
+    - `record_poll(watch, platform, ts, ok, error=None, watch_kind=None)`: the outcome of one
+      poll of one watch on one platform; the daemon's poller calls it after every poll. Only
+      flatline rules use it: `failing_for` fires when every poll of a group failed that long.
+
+    State: `snapshot()`/`restore()` carry the decisions (episodes, cooldowns, source health)
+    across a restart, `warm()` refills windows and baselines from stored mentions, and
+    `replace_rules()` swaps the rule set on a reload, keeping the state of unchanged rules.
+    """
 
     def __init__(self, rules: Sequence[RuleBase]) -> None:
         self.now_ts = -math.inf
+        self.first_ts: float | None = None  # when the engine started observing: the history baselines have
         self._runtimes: list[RuleRuntime] = [RuleRuntime(r) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
@@ -152,87 +60,142 @@ class Engine:
     def rules(self) -> list[RuleBase]:
         return [rt.rule for rt in self._runtimes]
 
+    def runtime(self, rule_id: str) -> RuleRuntime | None:
+        return self._by_id.get(rule_id)
+
     # -- state that must survive a restart -------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """The decisions that cannot be rebuilt from stored mentions, as plain JSON data.
 
-        Open episodes (id, seq, severity, ...) and cooldowns. Windows are not included: after
-        a restart they are rebuilt from the store with `warm()`. Saved in the same transaction
-        as the outbox rows, this is what keeps a restarted daemon from inventing a second id
-        for an episode it already announced.
+        Open episodes (id, seq, severity, ...), cooldowns and flatline health. Windows and
+        baselines are not included: after a restart they are rebuilt from the store with
+        `warm()`. Saved in the same transaction as the outbox rows, this is what keeps a
+        restarted daemon from inventing a second id for an episode it already announced.
         """
         rules: dict[str, Any] = {}
         for rt in self._runtimes:
             groups: dict[str, Any] = {}
             for key, state in rt.groups.items():
                 ep = state.episode
-                if ep is None and state.quiet_until <= self.now_ts:
+                health = rt.kind == "flatline"
+                if ep is None and state.quiet_until <= self.now_ts and not health:
                     continue
-                groups[key] = {
+                data: dict[str, Any] = {
                     "values": state.values,
                     "quiet_until": state.quiet_until if math.isfinite(state.quiet_until) else None,
                     "clear_since": state.clear_since,
-                    "episode": None if ep is None else {
-                        "id": ep.id, "start_ts": ep.start_ts, "seq": ep.seq, "severity": ep.severity,
-                        "matches": ep.matches, "last_match_ts": ep.last_match_ts,
-                        "pending_update": ep.pending_update,
-                        "samples": [m.to_dict() for m in ep.samples[:MAX_SAMPLES]],
-                    },
+                    "blocked": state.blocked,
+                    "episode": None if ep is None else ep.to_dict(),
                 }
+                if health:
+                    data.update(last_seen_ts=state.last_seen_ts, first_fail_ts=state.first_fail_ts,
+                                failed_polls=state.failed_polls, last_error=state.last_error)
+                groups[key] = data
             if groups:
                 rules[rt.rule.id] = groups
-        return {"version": 1, "now_ts": self.now_ts if math.isfinite(self.now_ts) else None, "rules": rules}
+        return {"version": 1, "now_ts": self.now_ts if math.isfinite(self.now_ts) else None,
+                "first_ts": self.first_ts, "rules": rules}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Take back what `snapshot()` saved; state of rules that no longer exist is dropped."""
         if snapshot.get("now_ts") is not None:
             self.now_ts = max(self.now_ts, float(snapshot["now_ts"]))
+        if snapshot.get("first_ts") is not None:
+            self._observed_since(float(snapshot["first_ts"]))
         for rule_id, groups in snapshot.get("rules", {}).items():
             rt = self._by_id.get(rule_id)
             if rt is None:
                 continue
             for key, data in groups.items():
-                state = rt.groups.setdefault(key, GroupState(dict(data["values"])))
+                state = rt.groups.get(key)
+                if state is None:
+                    state = rt.groups[key] = rt.new_group(dict(data["values"]), self.now_ts)
                 state.quiet_until = data["quiet_until"] if data["quiet_until"] is not None else -math.inf
                 state.clear_since = data["clear_since"]
-                ep = data["episode"]
-                if ep is not None:
-                    state.episode = Episode(
-                        id=ep["id"], start_ts=ep["start_ts"], seq=ep["seq"], severity=ep["severity"],
-                        matches=ep["matches"], last_match_ts=ep["last_match_ts"],
-                        pending_update=ep["pending_update"],
-                        samples=[Mention.from_dict(m) for m in ep["samples"]],
-                    )
-                    due = (ep["last_match_ts"] + rt.rule.resolve_after if isinstance(rt.rule, MatchRule)
-                           else self.now_ts)
-                    self._schedule(due, rt, key)
+                state.blocked = bool(data.get("blocked", False))
+                if "last_seen_ts" in data:
+                    state.last_seen_ts = float(data["last_seen_ts"])
+                    state.first_fail_ts = data["first_fail_ts"]
+                    state.failed_polls = int(data["failed_polls"])
+                    state.last_error = data["last_error"]
+                if data["episode"] is not None:
+                    ep = state.episode = Episode.from_dict(data["episode"])
+                    if rt.kind == "match" and not math.isfinite(ep.resolve_due):
+                        ep.resolve_due = max(ep.last_match_ts, ep.start_ts) + rt.rule.resolve_after
+                # Re-evaluate at the restored clock: windows may be refilled by warm() meanwhile.
+                self._push(rt, key, state, self.now_ts)
 
     def warm(self, mentions: Iterable[Mention]) -> None:
-        """Refill windows from stored mentions after a restart, deciding and emitting nothing."""
+        """Refill windows, baselines and last-seen times from stored mentions, emitting nothing."""
         for m in mentions:
+            self._observed_since(m.ts)
+            feats = _lazy_features(m)
             for rt in self._runtimes:
-                if not isinstance(rt.rule, ThresholdRule):
-                    continue
-                cached: list[TextFeatures] = []
-
-                def feats(m: Mention = m, cached: list[TextFeatures] = cached) -> TextFeatures:
-                    if not cached:
-                        cached.append(features(m.text))
-                    return cached[0]
-
-                if not rt.predicate(m, feats):
+                if rt.kind == "match" or not rt.predicate(m, feats):
                     continue
                 for key, values in rt.group_keys(m, feats):
                     state = rt.groups.get(key)
                     if state is None:
-                        state = rt.groups[key] = GroupState(values)
-                    state.add(m)
-                    self._schedule(m.ts + rt.rule.window, rt, key)
+                        state = rt.groups[key] = rt.new_group(values, m.ts)
+                    if rt.kind == "flatline":
+                        state.last_seen_ts = max(state.last_seen_ts, m.ts)
+                    else:
+                        if state.history is not None:
+                            state.history.add(m.ts, m.compound)
+                        state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
+                    self._settle(rt, key, state)
 
     def max_window_s(self) -> float:
-        """How far back `warm()` needs stored mentions."""
-        return max((rt.rule.window for rt in self._runtimes if isinstance(rt.rule, ThresholdRule)), default=0.0)
+        """How far back `warm()` needs stored mentions (windows, and baselines behind them)."""
+        spans = [0.0]
+        for rt in self._runtimes:
+            rule = rt.rule
+            if isinstance(rule, BaselineRule):
+                spans.append(rule.baseline.span_s(rule.window))
+            elif isinstance(rule, WindowRule):
+                spans.append(rule.window)
+            elif isinstance(rule, FlatlineRule) and rule.silent_for is not None:
+                spans.append(rule.silent_for)
+        return max(spans)
+
+    def replace_rules(self, rules: Sequence[RuleBase]) -> list[Alert]:
+        """Swap in a new rule set (a reload); returns the `resolved` messages it causes.
+
+        A rule whose definition is unchanged keeps its windows, baselines, episodes and
+        cooldowns; if only its presentation changed (description, owner, purpose, review_by,
+        labels, title, message) the new text is used from the next message on. A rule that
+        is new, changed, disabled or removed starts fresh or goes; an episode it had open is
+        closed with a `resolved` message that says so, so that no consumer keeps showing an
+        alert that nothing will ever resolve. Its window is empty until mentions arrive
+        (or until `warm()` refills it).
+        """
+        old = self._by_id
+        kept: dict[str, RuleRuntime] = {}
+        runtimes: list[RuleRuntime] = []
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            rt = old.get(rule.id)
+            if rt is not None and same_definition(rt.rule, rule):
+                rt.rule = rule
+                kept[rule.id] = rt
+                runtimes.append(rt)
+            else:
+                runtimes.append(RuleRuntime(rule))
+        out: list[Alert] = []
+        for rule_id, rt in old.items():
+            if rule_id in kept:
+                continue
+            for key, state in rt.groups.items():
+                if state.episode is not None:
+                    metrics, checks = self._current(rt, state)
+                    out.extend(self._alert(rt, key, state, "resolved", metrics, checks,
+                                           note="the rule was changed or removed by a reload"))
+                    state.episode = None
+        self._runtimes = runtimes
+        self._by_id = {rt.rule.id: rt for rt in runtimes}
+        return out
 
     # -- input ---------------------------------------------------------------------
 
@@ -242,24 +205,51 @@ class Engine:
         for m in mentions:
             if m.ts > self.now_ts:
                 out.extend(self.advance(m.ts))
-            cached: list[TextFeatures] = []
-
-            def feats(m: Mention = m, cached: list[TextFeatures] = cached) -> TextFeatures:
-                if not cached:
-                    cached.append(features(m.text))
-                return cached[0]
-
+            feats = _lazy_features(m)
             for rt in self._runtimes:
                 if not rt.predicate(m, feats):
                     continue
+                kind = rt.kind
                 for key, values in rt.group_keys(m, feats):
                     state = rt.groups.get(key)
                     if state is None:
-                        state = rt.groups[key] = GroupState(values)
-                    if isinstance(rt.rule, ThresholdRule):
-                        out.extend(self._on_threshold_mention(rt, key, state, m))
-                    else:
+                        state = rt.groups[key] = rt.new_group(values, m.ts)
+                    if kind == "match":
                         out.extend(self._on_match_mention(rt, key, state, m))
+                    elif kind == "flatline":
+                        if m.ts > state.last_seen_ts:
+                            state.last_seen_ts = m.ts
+                        if state.episode is None and not state.blocked and state.timer_due != math.inf:
+                            continue  # nothing to decide now; the pending timer re-reads last_seen_ts
+                        out.extend(self._evaluate(rt, key, state, m.ts))
+                    else:
+                        out.extend(self._on_window_mention(rt, key, state, m, feats))
+                    self._settle(rt, key, state)
+        return out
+
+    def record_poll(self, watch: str | None, platform: str, ts: float, ok: bool, error: str | None = None,
+                    watch_kind: str | None = None) -> list[Alert]:
+        """Report one poll of `watch` on `platform` at `ts` (success or the error); see the class docstring."""
+        out: list[Alert] = []
+        if ts > self.now_ts:
+            out.extend(self.advance(ts))
+        for rt in self._runtimes:
+            if rt.poll_match is None or not rt.poll_match(watch, platform, watch_kind):
+                continue
+            key, values = rt.poll_group(watch, platform)
+            state = rt.groups.get(key)
+            if state is None:
+                state = rt.groups[key] = rt.new_group(values, ts)
+            if ok:
+                state.first_fail_ts = None
+                state.failed_polls = 0
+            else:
+                state.failed_polls += 1
+                if state.first_fail_ts is None:
+                    state.first_fail_ts = ts
+                state.last_error = (error or "poll failed")[:300]
+            out.extend(self._evaluate(rt, key, state, ts))
+            self._settle(rt, key, state)
         return out
 
     def advance(self, now_ts: float) -> list[Alert]:
@@ -267,78 +257,172 @@ class Engine:
         out: list[Alert] = []
         if now_ts <= self.now_ts:
             return out
+        self._observed_since(now_ts)
         timers = self._timers
         while timers and timers[0][0] <= now_ts:
             due, rule_id, key = heapq.heappop(timers)
-            # Each timer runs at its own due time, so a long jump gives the same result as
-            # many small ticks: a resolve is stamped when the condition really went false.
-            self.now_ts = max(self.now_ts, due)
             rt = self._by_id.get(rule_id)
-            if rt is None:
-                continue
-            state = rt.groups.get(key)
-            if state is None:
-                continue
-            if isinstance(rt.rule, ThresholdRule):
-                state.evict(self.now_ts - rt.rule.window)
-                out.extend(self._evaluate_threshold(rt, key, state, trigger_ts=self.now_ts))
-            else:
-                out.extend(self._evaluate_match(rt, key, state))
-            self._forget_if_idle(rt, key, state)
+            state = rt.groups.get(key) if rt is not None else None
+            if rt is None or state is None or state.timer_due != due:
+                continue  # superseded by an earlier timer, or the group or rule is gone
+            state.timer_due = math.inf
+            # Each timer runs at its own due time, so a resolve is stamped when it really happened.
+            if due > self.now_ts:
+                self.now_ts = due
+            out.extend(self._on_timer(rt, key, state))
+            self._settle(rt, key, state, fired_at=due)
         self.now_ts = now_ts
         return out
 
-    def _schedule(self, due_ts: float, rt: RuleRuntime, key: str) -> None:
-        heapq.heappush(self._timers, (due_ts, rt.rule.id, key))
+    # -- readiness -------------------------------------------------------------------
 
-    def _forget_if_idle(self, rt: RuleRuntime, key: str, state: GroupState) -> None:
-        if not state.window and state.episode is None and state.quiet_until <= self.now_ts:
+    def history_note(self, rule_id: str) -> str | None:
+        """For a baseline rule that could not decide for lack of history: why, in words."""
+        rt = self._by_id.get(rule_id)
+        if rt is None or not isinstance(rt.rule, BaselineRule):
+            return None
+        need = rt.rule.needs_history_s
+        have = (self.now_ts - self.first_ts) if self.first_ts is not None and math.isfinite(self.now_ts) else 0.0
+        if rt.unready == 0 and have >= need:
+            return None
+        parts = [f"needs {format_span(need)} of history, had {format_span(have)}"]
+        if rt.unready:
+            parts.append(f"stayed quiet {rt.unready} times for lack of it ({rt.unready_reason})")
+        return "; ".join(parts)
+
+    # -- timers ----------------------------------------------------------------------
+
+    def _observed_since(self, ts: float) -> None:
+        if math.isfinite(ts) and (self.first_ts is None or ts < self.first_ts):
+            self.first_ts = ts
+
+    def _push(self, rt: RuleRuntime, key: str, state: GroupState, due: float) -> None:
+        state.timer_due = due
+        heapq.heappush(self._timers, (due, rt.rule.id, key))
+
+    def _settle(self, rt: RuleRuntime, key: str, state: GroupState, fired_at: float | None = None) -> None:
+        """After a group changed: forget it if idle, else make sure its next timer is set."""
+        if self._idle(rt, state):
             rt.groups.pop(key, None)
+            return
+        due = self._needs(rt, state)
+        if due == math.inf or (fired_at is not None and due <= fired_at):
+            return  # (a need at or before the timer that just ran would loop; it never should)
+        if due < state.timer_due:
+            self._push(rt, key, state, due)
 
-    # -- threshold -----------------------------------------------------------------
+    def _idle(self, rt: RuleRuntime, state: GroupState) -> bool:
+        if rt.kind == "flatline" or state.episode is not None or state.window:
+            return False
+        if state.quiet_until > self.now_ts:
+            return False
+        history = state.history
+        if history:
+            rule = rt.rule
+            assert isinstance(rule, BaselineRule) and history is not None
+            history.prune(self.now_ts - rule.baseline.span_s(rule.window) - rt.bucket_s)
+            return not history
+        return True
 
-    def _on_threshold_mention(self, rt: RuleRuntime, key: str, state: GroupState,
-                              m: Mention) -> list[Alert]:
+    def _needs(self, rt: RuleRuntime, state: GroupState) -> float:
+        """When this group must next be looked at, if nothing arrives meanwhile."""
         rule = rt.rule
-        assert isinstance(rule, ThresholdRule)
+        ep = state.episode
+        due = math.inf
+        if rt.kind == "match":
+            if ep is not None:
+                due = ep.resolve_due
+                if ep.pending_update:
+                    due = min(due, state.quiet_until)
+            return due
+        if state.window:
+            window_s: float = rule.window  # type: ignore[attr-defined]
+            if ep is None and not state.blocked and cannot_rise(rt, state):
+                due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
+            else:
+                due = state.window[0].ts + window_s  # the next mention to leave the window
+        elif isinstance(rule, FlatlineRule):
+            now = self.now_ts
+            if rule.silent_for is not None and state.last_seen_ts + rule.silent_for > now:
+                due = state.last_seen_ts + rule.silent_for
+            if rule.failing_for is not None and state.first_fail_ts is not None \
+                    and state.first_fail_ts + rule.failing_for > now:
+                due = min(due, state.first_fail_ts + rule.failing_for)
+        elif state.history and ep is None:
+            assert isinstance(rule, BaselineRule)
+            due = (state.history.newest + 1) * rt.bucket_s + rule.baseline.span_s(rule.window)  # to forget it
+        if ep is not None and state.clear_since is not None:
+            due = min(due, state.clear_since + rule.resolve_after)
+        if ep is None and state.blocked:
+            due = min(due, state.quiet_until)
+        return due
+
+    def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
+        if rt.kind == "match":
+            return self._evaluate_match(rt, key, state)
+        if rt.kind != "flatline":
+            state.evict(self.now_ts - rt.rule.window)  # type: ignore[attr-defined]
+        return self._evaluate(rt, key, state, self.now_ts)
+
+    # -- window kinds and flatline ---------------------------------------------------
+
+    def _on_window_mention(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention,
+                           feats: Callable[[], TextFeatures]) -> list[Alert]:
+        rule = rt.rule
+        assert isinstance(rule, WindowRule)
+        if state.history is not None:
+            state.history.add(m.ts, m.compound)
         start = self.now_ts - rule.window
-        if m.ts < start:
-            return []  # older than the window: too late to count
-        state.add(m)
+        if m.ts <= start:
+            return []  # older than the window: too late to count (the baseline keeps it)
+        state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
         state.evict(start)
-        self._schedule(m.ts + rule.window, rt, key)
-        return self._evaluate_threshold(rt, key, state, trigger_ts=m.ts)
+        return self._evaluate(rt, key, state, m.ts)
 
-    def _conditions(self, rule: ThresholdRule, metrics: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
-        checks = []
-        for c in rule.conditions:
-            value = metrics.get(c.metric)
-            checks.append({"metric": c.metric, "op": c.op, "bound": c.bound, "value": value,
-                           "met": c.holds(value)})
-        met = [c["met"] for c in checks]
-        return (all(met) if rule.combine == "all" else any(met)), checks
+    def _evaluate(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
+        if state.episode is None and not state.blocked and not may_hold(rt, state, self.now_ts, self.first_ts):
+            return []  # the common case, decided without building metrics and checks
+        holds, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
+        return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
 
-    def _evaluate_threshold(self, rt: RuleRuntime, key: str, state: GroupState,
-                            trigger_ts: float) -> list[Alert]:
+    def _escalation(self, rule: RuleBase, metrics: dict[str, Any], current: str) -> tuple[str, list[Check]]:
+        severity, why = current, []
+        for step in rule.escalate:
+            if severity_rank(step.severity) <= severity_rank(severity):
+                continue
+            checks = [_check(c.metric, c.op, c.bound, metrics.get(c.metric)) for c in step.conditions]
+            met = [c["met"] for c in checks]
+            if all(met) if step.combine == "all" else any(met):
+                severity, why = step.severity, checks
+        return severity, why
+
+    def _decide(self, rt: RuleRuntime, key: str, state: GroupState, holds: bool, metrics: dict[str, Any],
+                checks: list[Check], trigger_ts: float) -> list[Alert]:
         rule = rt.rule
-        assert isinstance(rule, ThresholdRule)
         now = self.now_ts
-        metrics = state.metrics()
-        holds, checks = self._conditions(rule, metrics)
         ep = state.episode
         if ep is None:
             if not holds:
+                state.blocked = False
                 return []
             if now < state.quiet_until:
-                self._schedule(state.quiet_until, rt, key)
+                state.blocked = True
                 return []
+            state.blocked = False
             start = min(trigger_ts, now)
-            state.episode = Episode(id=episode_id(rule.id, key, start), start_ts=start, severity=rule.severity)
+            severity, why = self._escalation(rule, metrics, rule.severity)
+            state.episode = Episode(id=episode_id(rule.id, key, start), start_ts=start, severity=severity)
             state.clear_since = None
             state.quiet_until = now + rule.cooldown
-            return self._alert(rt, key, state, "firing", metrics, checks)
+            return self._alert(rt, key, state, "firing", metrics, checks, escalation=why)
         if holds:
             state.clear_since = None
+            severity, why = self._escalation(rule, metrics, ep.severity)
+            if severity != ep.severity:  # escalations go out at once, cooldown or not
+                ep.severity = severity
+                ep.seq += 1
+                state.quiet_until = now + rule.cooldown
+                return self._alert(rt, key, state, "firing", metrics, checks, escalation=why)
             return []
         if state.clear_since is None:
             state.clear_since = now
@@ -347,32 +431,40 @@ class Engine:
             state.episode = None
             state.clear_since = None
             return alerts
-        self._schedule(state.clear_since + rule.resolve_after, rt, key)
         return []
+
+    def _current(self, rt: RuleRuntime, state: GroupState) -> tuple[dict[str, Any], list[Check]]:
+        if rt.kind == "match":
+            assert state.episode is not None
+            return self._match_metrics(state.episode), []
+        _, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
+        return metrics, checks
 
     # -- match ---------------------------------------------------------------------
 
-    def _on_match_mention(self, rt: RuleRuntime, key: str, state: GroupState,
-                          m: Mention) -> list[Alert]:
+    def _on_match_mention(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention) -> list[Alert]:
         rule = rt.rule
         now = self.now_ts
         ep = state.episode
         if ep is None:
-            start = m.ts
-            ep = state.episode = Episode(id=episode_id(rule.id, key, start), start_ts=start, severity=rule.severity)
+            ep = state.episode = Episode(id=episode_id(rule.id, key, m.ts), start_ts=m.ts, severity=rule.severity)
         ep.matches += 1
         ep.samples.insert(0, m)
         del ep.samples[MAX_SAMPLES * 4 :]
+        if m.author and len(ep.authors) < MAX_EPISODE_AUTHORS:
+            ep.authors.add(m.author)
         ep.last_match_ts = max(ep.last_match_ts, m.ts)
-        self._schedule(max(ep.last_match_ts, now) + rule.resolve_after, rt, key)
-        if ep.matches == 1 or now >= state.quiet_until:
+        ep.resolve_due = max(ep.resolve_due, max(m.ts, now) + rule.resolve_after)
+        metrics = self._match_metrics(ep)
+        severity, why = self._escalation(rule, metrics, ep.severity)
+        if ep.matches == 1 or severity != ep.severity or now >= state.quiet_until:
             if ep.matches > 1:
                 ep.seq += 1
+            ep.severity = severity
             ep.pending_update = False
             state.quiet_until = now + rule.cooldown
-            return self._alert(rt, key, state, "firing", self._match_metrics(ep), [])
+            return self._alert(rt, key, state, "firing", metrics, [], escalation=why)
         ep.pending_update = True
-        self._schedule(state.quiet_until, rt, key)
         return []
 
     def _evaluate_match(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
@@ -380,7 +472,7 @@ class Engine:
         if ep is None:
             return []
         now = self.now_ts
-        if now >= max(ep.last_match_ts, ep.start_ts) + rt.rule.resolve_after:
+        if now >= ep.resolve_due:
             alerts = self._alert(rt, key, state, "resolved", self._match_metrics(ep), [])
             state.episode = None
             return alerts
@@ -398,49 +490,32 @@ class Engine:
         return {
             "count": ep.matches,
             "mean_compound": round(sum(s.compound for s in samples) / n, 4) if n else None,
-            "unique_authors": len({s.author for s in samples if s.author}),
+            "unique_authors": len(ep.authors) or len({s.author for s in samples if s.author}),
         }
 
     # -- alerts --------------------------------------------------------------------
 
-    def _alert(self, rt: RuleRuntime, key: str, state: GroupState, status: str,
-               metrics: dict[str, Any], checks: list[dict[str, Any]]) -> list[Alert]:
+    def _alert(self, rt: RuleRuntime, key: str, state: GroupState, status: str, metrics: dict[str, Any],
+               checks: list[Check], escalation: list[Check] | None = None, note: str | None = None) -> list[Alert]:
         ep = state.episode
         assert ep is not None
         if status == "resolved":
             ep.seq += 1
-        rule = rt.rule
-        now = self.now_ts
-        if isinstance(rule, ThresholdRule):
-            pool = list(state.window)
-            window_start, window_label = now - rule.window, format_duration(rule.window)
-        else:
-            pool = list(ep.samples)
-            window_start, window_label = ep.start_ts, format_duration(max(now - ep.start_ts, 0))
-        samples = sorted(pool, key=lambda s: (s.compound, -s.ts))[:MAX_SAMPLES]
-        terms = top_terms([s.text for s in pool[-300:]], exclude=_group_words(state.values))
-        first = samples[0] if samples else None
-        values: dict[str, Any] = {
-            "rule": rule.id, "severity": ep.severity, "status": status, "group": key, "window": window_label,
-            "top_terms": ", ".join(terms) if terms else None,
-            "sample_text": first.text if first else None,
-            "sample_url": first.url if first else None,
-            "sample_author": first.author if first else None,
-            **metrics,
-        }
-        for name in ("watch", "thread", "author", "platform", "hashtag"):
-            values[name] = state.values.get(name) or (getattr(first, name, None) if first and name != "hashtag" else None)
-        return [
-            Alert(
-                id=ep.id, seq=ep.seq, rule=rule.id, status=status, severity=ep.severity,
-                title=rule.title.render(values), summary=rule.message.render(values),
-                group_key=key, group=dict(state.values), episode_start_ts=ep.start_ts, fired_at_ts=now,
-                window_start_ts=window_start, window_end_ts=now, metrics=metrics, conditions=tuple(checks),
-                samples=tuple(samples), top_terms=tuple(terms), labels=dict(rule.labels), route=rule.route,
-                description=rule.description,
-            )
-        ]
+        return [build_alert(rt.rule, rt.flag is not None, key, state, ep, status, metrics, checks, self.now_ts,
+                            escalation, note)]
 
 
-def _group_words(values: dict[str, str]) -> set[str]:
-    return {v.casefold().lstrip("#@") for v in values.values()}
+def same_definition(a: RuleBase, b: RuleBase) -> bool:
+    """Whether two rules decide the same way (they may differ in what their alerts say)."""
+    return type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
+
+
+def _lazy_features(m: Mention) -> Callable[[], TextFeatures]:
+    cached: list[TextFeatures] = []
+
+    def feats() -> TextFeatures:
+        if not cached:
+            cached.append(features(m.text))
+        return cached[0]
+
+    return feats

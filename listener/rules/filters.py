@@ -52,6 +52,32 @@ def _term_test(term: str) -> Callable[[TextFeatures], bool]:
     return lambda f: phrase in f.stream
 
 
+def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
+    """Whether any of many terms occurs, in a few set operations rather than one test per term."""
+    words: set[str] = set()
+    phrases: dict[str, list[str]] = {}  # first word -> phrases starting with it
+    for term in terms:
+        tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+        if len(tokens) == 1:
+            words.add(tokens[0])
+        else:
+            bare = [t.lstrip("#") for t in tokens]
+            phrases.setdefault(bare[0], []).append(" " + " ".join(bare) + " ")
+    single = frozenset(words)
+    firsts = frozenset(phrases)
+
+    def test(f: TextFeatures) -> bool:
+        if not single.isdisjoint(f.words):
+            return True
+        for first in firsts.intersection(f.words):
+            for phrase in phrases[first]:
+                if phrase in f.stream:
+                    return True
+        return False
+
+    return test
+
+
 Predicate = Callable[[Mention, Callable[[], TextFeatures]], bool]
 
 
@@ -86,20 +112,52 @@ def compile_match(match: Match) -> Predicate:
         all_tests = [_term_test(t) for t in match.all]
         tests.append(lambda m, f: (feat := f()) is not None and all(t(feat) for t in all_tests))
     if match.any:
-        any_tests = [_term_test(t) for t in match.any]
-        tests.append(lambda m, f: (feat := f()) is not None and any(t(feat) for t in any_tests))
+        any_test = _any_term_test(match.any)
+        tests.append(lambda m, f: any_test(f()))
     if match.none:
-        none_tests = [_term_test(t) for t in match.none]
-        tests.append(lambda m, f: (feat := f()) is not None and not any(t(feat) for t in none_tests))
+        none_test = _any_term_test(match.none)
+        tests.append(lambda m, f: not none_test(f()))
     if match.regex:
         pattern = re2.compile(match.regex, options=_re2_options())
-        tests.append(lambda m, f: pattern.search(m.text) is not None)
+        tests.append(lambda m, f: pattern.search(_regex_text(m.text)) is not None)
+    if match.none_regex:
+        unwanted = re2.compile(match.none_regex, options=_re2_options())
+        tests.append(lambda m, f: unwanted.search(_regex_text(m.text)) is None)
+    if match.any_of:
+        branches = [compile_match(branch) for branch in match.any_of]
+        tests.append(lambda m, f: any(b(m, f) for b in branches))
 
     if not tests:
         return lambda m, f: True
     if len(tests) == 1:
         return tests[0]
-    return lambda m, f: all(t(m, f) for t in tests)
+    chain = tuple(tests)
+
+    def passes(m: Mention, f: Callable[[], TextFeatures]) -> bool:
+        for t in chain:
+            if not t(m, f):
+                return False
+        return True
+
+    return passes
+
+
+def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], bool]:
+    """The part of a match block that applies to a poll report: (watch, platform, watch_kind)."""
+    platforms = frozenset(match.platforms or ())
+    watches = frozenset(match.watches or ())
+    kinds = frozenset(match.watch_kinds or ())
+
+    def passes(watch: str | None, platform: str, watch_kind: str | None) -> bool:
+        return ((not platforms or platform in platforms) and (not watches or watch in watches)
+                and (not kinds or watch_kind in kinds))
+
+    return passes
+
+
+def _regex_text(text: str) -> str:
+    # Phones type curly apostrophes; rule authors type straight ones.
+    return text.replace("’", "'") if "’" in text else text
 
 
 def _re2_options() -> re2.Options:

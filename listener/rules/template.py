@@ -33,6 +33,18 @@ FIELDS: dict[str, str] = {
     "sample_text": "the text of the first (most negative) sample",
     "sample_url": "the link to the first sample",
     "sample_author": "the author of the first sample",
+    "flagged": "mentions in the window that pass the rule's `flag` filter",
+    "share_flagged": "share of the window's mentions that are flagged, 0..1",
+    "baseline": "spike: the usual count for a window this long; sentiment_shift: the usual mean compound",
+    "baseline_mad": "seasonal baselines: the median absolute deviation of the weekly values",
+    "ratio": "spike: count divided by the baseline (empty when the baseline is 0)",
+    "drop": "sentiment_shift: how far the mean compound is below the baseline",
+    "silent": "flatline: how long since the last matching mention, e.g. 6h",
+    "failing": "flatline: how long every poll has failed, e.g. 45m (0s when polls succeed)",
+    "failed_polls": "flatline: failed polls in a row",
+    "last_error": "flatline: the last poll error reported",
+    "explanation": "why the alert fired, in plain words: each bound and the value it saw",
+    "description": "the rule's description",
 }
 
 _FIELD = re.compile(r"\{([^{}]*)\}")

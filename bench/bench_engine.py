@@ -1,0 +1,177 @@
+"""Rule engine speed and memory: the shipped library plus synthetic rules over a large generated stream.
+
+Usage: python bench/bench_engine.py [--mentions 200000] [--days 7] [--out bench/out/engine.json]
+
+Reports the engine's rate (mentions per second, rules evaluated on each) next to VADER's own
+scoring rate on the same texts in the same run, and the process's resident memory at 25, 50
+and 100 % of the stream, with the engine's live state (groups, windowed mentions, timers):
+windows evict and idle groups are forgotten, so memory stays flat as the stream goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from listener.demo.scenario import CHATTER, CRITICISM, DEFENDERS, THANKS
+from listener.mention import Mention
+from listener.paths import SHIPPED_RULES
+from listener.rules import Engine, load_rules
+from listener.rules.model import Rule, RuleBase
+from listener.sentiment import SentimentScorer
+
+START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
+WATCHES = [("metro-police", "account"), ("const-daniels", "account"), ("sgt-rivera", "account"),
+           ("officer-chen", "account"), ("metrocares", "hashtag"), ("hacktps", "hashtag"),
+           ("lipsync-video", "post"), ("food-drive", "post"), ("missing-person", "query")]
+RARE = ["I can't do this anymore, nobody would even notice", "I know who stole the bikes from the library",
+        "someone should burn the station down", "i want to die of embarrassment lol"]
+TAGS = ["MetroCares", "HackTPS", "RoadSafety", "Toronto", "police", "CommunityFirst"]
+
+SYNTHETIC: list[dict[str, Any]] = [
+    {"id": "syn-volume-per-author", "kind": "threshold", "window": "10m", "group_by": ["author"],
+     "conditions": ["count >= 20"]},
+    {"id": "syn-negative-per-hashtag", "kind": "threshold", "window": "30m", "group_by": ["hashtag"],
+     "conditions": ["count >= 40", "share_negative >= 0.6"]},
+    {"id": "syn-platform-mood", "kind": "sentiment_shift", "window": "2h", "group_by": ["platform"],
+     "baseline": {"type": "trailing", "period": "1d"}, "drop": 0.3},
+    {"id": "syn-platform-seasonal", "kind": "spike", "window": "1h", "group_by": ["platform"],
+     "baseline": {"type": "seasonal", "weeks": 2, "min_weeks": 1}, "factor": 3, "min_count": 50},
+    {"id": "syn-regex-plate", "kind": "match", "match": {"regex": r"\bplate\s+[a-z]{3}\s*\d"}},
+    {"id": "syn-phrases", "kind": "match", "group_by": ["watch"],
+     "match": {"any": ["speed trap", "non-emergency", "noise complaint"], "sentiment": "negative"}},
+    {"id": "syn-thread-unique", "kind": "threshold", "window": "1h", "group_by": ["thread"],
+     "conditions": ["unique_authors >= 30"]},
+    {"id": "syn-watch-platform", "kind": "threshold", "window": "15m", "group_by": ["watch", "platform"],
+     "conditions": ["count >= 60"], "combine": "any"},
+    {"id": "syn-lang-fr", "kind": "match", "match": {"langs": ["fr"], "any": ["police"]}},
+    {"id": "syn-silent-platform", "kind": "flatline", "group_by": ["platform"], "silent_for": "30m"},
+]
+
+
+def generate(n: int, days: float, seed: int = 7) -> list[dict[str, Any]]:
+    """`n` mentions over `days`, with daily rhythm, threads, hashtags and the odd burst."""
+    rng = random.Random(seed)
+    span = days * 86400
+    out = []
+    threads = [f"thread-{i}" for i in range(400)]
+    for i in range(n):
+        t = rng.random() * span
+        if rng.random() < 0.5:  # busier by day than by night
+            t = (t // 86400) * 86400 + 8 * 3600 + rng.random() * 12 * 3600
+        kind = rng.random()
+        if kind < 0.55:
+            text = rng.choice(CHATTER)[0].format(at="@MetroPolice", tag=rng.choice(TAGS))
+        elif kind < 0.75:
+            text = "@MetroPolice " + rng.choice(THANKS)
+        elif kind < 0.93:
+            text = rng.choice(CRITICISM)
+        elif kind < 0.9995:
+            text = rng.choice(DEFENDERS) + f" #{rng.choice(TAGS)}"
+        else:
+            text = rng.choice(RARE)
+        watch, wkind = rng.choice(WATCHES)
+        out.append({
+            "platform": rng.choice(["x", "x", "bluesky", "mastodon", "instagram"]), "id": f"b{i}",
+            "url": f"https://example.test/b{i}", "author": f"user{rng.randrange(20000)}", "text": text,
+            "lang": "fr" if rng.random() < 0.03 else "en",
+            "created_at": (START + timedelta(seconds=t)).isoformat(), "watch": watch, "watch_kind": wkind,
+            "thread": rng.choice(threads) if wkind == "post" or rng.random() < 0.3 else None,
+        })
+    out.sort(key=lambda d: d["created_at"])
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def engine_state(engine: Engine) -> dict[str, int]:
+    groups = windowed = 0
+    for rule in engine.rules:
+        rt = engine.runtime(rule.id)
+        assert rt is not None
+        groups += len(rt.groups)
+        windowed += sum(len(g.window) for g in rt.groups.values())
+    return {"groups": groups, "windowed_mentions": windowed, "timers": len(engine._timers)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mentions", type=int, default=200_000)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--rules", default=str(SHIPPED_RULES))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "engine.json"))
+    args = parser.parse_args(argv)
+
+    shipped = load_rules([args.rules]).rules
+    adapter: TypeAdapter[RuleBase] = TypeAdapter(Rule)
+    rules = shipped + [adapter.validate_python(spec) for spec in SYNTHETIC[: max(0, 20 - len(shipped))]]
+
+    print(f"generating {args.mentions} mentions over {args.days:g} days ...", file=sys.stderr)
+    raw = generate(args.mentions, args.days)
+    mentions = [Mention.from_dict(d) for d in raw]
+    scorer = SentimentScorer()
+
+    t0 = time.perf_counter()
+    scores = [scorer.score(m.text) for m in mentions]
+    vader_s = time.perf_counter() - t0
+    scored = [replace(m, sentiment=s) for m, s in zip(mentions, scores)]
+    del raw, mentions, scores
+    gc.collect()
+
+    engine = Engine(rules)
+    checkpoints = {len(scored) // 4: 25, len(scored) // 2: 50, len(scored): 100}
+    memory = []
+    alerts = 0
+    chunk = 1000
+    engine_s = 0.0
+    base_rss = rss_mb()
+    for start in range(0, len(scored), chunk):
+        batch = scored[start : start + chunk]
+        t0 = time.perf_counter()
+        alerts += len(engine.process(batch))
+        engine_s += time.perf_counter() - t0
+        done = start + len(batch)
+        for mark, pct in checkpoints.items():
+            if start < mark <= done:
+                memory.append({"percent": pct, "rss_mb": round(rss_mb(), 1), **engine_state(engine)})
+
+    n = len(scored)
+    result = {
+        "mentions": n, "days": args.days, "rules": len(rules), "shipped_rules": len(shipped),
+        "engine_mentions_per_s": round(n / engine_s), "vader_texts_per_s": round(n / vader_s),
+        "engine_s": round(engine_s, 2), "vader_s": round(vader_s, 2), "alerts": alerts,
+        "rss_before_engine_mb": round(base_rss, 1), "memory": memory,
+        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    print(f"\nRule engine: {n} mentions, {result['rules']} rules ({len(shipped)} shipped), {args.days:g} days of event time")
+    print(f"  {'engine':<8} {result['engine_mentions_per_s']:>9,} mentions/s  ({engine_s:.1f} s, {alerts} alert messages)")
+    print(f"  {'VADER':<8} {result['vader_texts_per_s']:>9,} texts/s     ({vader_s:.1f} s, same texts)")
+    print(f"  {'at':>5} {'RSS MB':>8} {'groups':>8} {'windowed':>9} {'timers':>7}")
+    for row in memory:
+        print(f"  {row['percent']:>4}% {row['rss_mb']:>8} {row['groups']:>8} {row['windowed_mentions']:>9} {row['timers']:>7}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"  written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

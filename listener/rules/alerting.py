@@ -1,0 +1,103 @@
+"""Turning an episode into an Alert: samples, top terms, template values and the plain-words explanation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from listener.alert import Alert
+from listener.duration import format_duration
+from listener.mention import Mention
+from listener.rules.model import Condition, FlatlineRule, MatchRule, RuleBase, WindowRule
+from listener.rules.state import MAX_SAMPLES, Episode, GroupState
+from listener.rules.terms import top_terms
+
+Check = dict[str, Any]  # one bound tested: metric, op, bound, value, met (and a note)
+
+
+def check(metric: str, op: str, bound: float, value: float | None, note: str | None = None) -> Check:
+    c = {"metric": metric, "op": op, "bound": round(bound, 4), "value": value,
+         "met": Condition(metric, op, bound).holds(value)}
+    if note:
+        c["note"] = note
+    return c
+
+
+def num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() else f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState, ep: Episode, status: str,
+                metrics: dict[str, Any], checks: list[Check], now: float, escalation: list[Check] | None,
+                note: str | None) -> Alert:
+    pool: list[Mention]
+    if isinstance(rule, WindowRule):
+        pool = list(state.window)
+        if flagged_rule and state.n_flag:
+            pool = [m for m, f in zip(state.window, state.flags) if f]
+        window_start, window_label = now - rule.window, format_duration(rule.window)
+    elif isinstance(rule, MatchRule):
+        pool = list(ep.samples)
+        window_start, window_label = ep.start_ts, format_duration(max(now - ep.start_ts, 0))
+    else:
+        pool = []
+        window_start = min(state.last_seen_ts, now)
+        window_label = format_duration(round(now - window_start))
+    samples = sorted(pool, key=lambda s: (s.compound, -s.ts))[:MAX_SAMPLES]
+    terms = top_terms([s.text for s in pool[-300:]], exclude=_group_words(state.values)) if pool else []
+    explanation = explain(status, checks, escalation, ep.severity, note)
+    first = samples[0] if samples else None
+    values: dict[str, Any] = {
+        "rule": rule.id, "severity": ep.severity, "status": status, "group": key, "window": window_label,
+        "top_terms": ", ".join(terms) if terms else None,
+        "sample_text": first.text if first else None,
+        "sample_url": first.url if first else None,
+        "sample_author": first.author if first else None,
+        "explanation": explanation, "description": rule.description or None,
+        **metrics,
+    }
+    if isinstance(rule, FlatlineRule):
+        values.update(silent=format_duration(round(metrics["silent_s"])),
+                      failing=format_duration(round(metrics["failing_s"])), last_error=state.last_error)
+    context = first or state.last
+    for name in ("watch", "thread", "author", "platform", "hashtag"):
+        values[name] = state.values.get(name) or (getattr(context, name, None) if context and name != "hashtag"
+                                                  else None)
+    return Alert(
+        id=ep.id, seq=ep.seq, rule=rule.id, status=status, severity=ep.severity,
+        title=rule.title.render(values), summary=rule.message.render(values),
+        group_key=key, group=dict(state.values), episode_start_ts=ep.start_ts, fired_at_ts=now,
+        window_start_ts=window_start, window_end_ts=now, metrics=metrics,
+        conditions=tuple(checks) + tuple(escalation or ()),
+        samples=tuple(samples), top_terms=tuple(terms), labels=dict(rule.labels), route=rule.route,
+        description=rule.description, explanation=explanation,
+    )
+
+
+def describe_check(c: Check) -> str:
+    text = f"{c['metric']} {num(c['value'])} {c['op']} {num(c['bound'])}"
+    if c.get("note"):
+        text += f" ({c['note']})"
+    return text
+
+
+def explain(status: str, checks: list[Check], escalation: list[Check] | None, severity: str,
+            note: str | None) -> str:
+    """Why an alert fired, escalated or resolved: each bound with the value it saw."""
+    if status == "resolved":
+        failing = [c for c in checks if not c["met"]]
+        text = "resolved: " + ("; ".join("no longer " + describe_check(c) for c in failing)
+                               if failing else "no matching mention for the resolve delay")
+    else:
+        met = [c for c in checks if c["met"]]
+        text = "fired: " + ("; ".join(describe_check(c) for c in met) if met else "a mention matched")
+        if escalation:
+            text += f"; {severity} because " + "; ".join(describe_check(c) for c in escalation if c["met"])
+    if note:
+        text += f" ({note})"
+    return text
+
+
+def _group_words(values: dict[str, str]) -> set[str]:
+    return {v.casefold().lstrip("#@") for v in values.values()}

@@ -1,0 +1,210 @@
+"""A compiled rule with its per-group state, and what each kind measures: verdicts and baselines.
+
+Pure functions of a rule's runtime, a group's state and the engine's clock; the engine
+decides what to do with a verdict (open, escalate or resolve an episode).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from listener.duration import format_span
+from listener.mention import Mention
+from listener.rules.alerting import Check, check as _check, num as _num
+from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
+from listener.rules.filters import Predicate, TextFeatures, compile_match, compile_poll_match
+from listener.rules.model import (
+    BaselineRule, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
+)
+from listener.rules.state import GroupState
+
+RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall as mentions leave a window
+
+
+class RuleRuntime:
+    """One rule, compiled, with its per-group state."""
+
+    def __init__(self, rule: RuleBase) -> None:
+        self.rule = rule
+        self.kind: str = rule.kind  # type: ignore[attr-defined]
+        self.predicate: Predicate = compile_match(rule.match)
+        flag = getattr(rule, "flag", None)
+        self.flag: Predicate | None = compile_match(flag) if flag is not None else None
+        self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
+        self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
+        self.groups: dict[str, GroupState] = {}
+        # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
+        # of them is false, the window need not be watched as it drains (see Engine._needs).
+        conditions = getattr(rule, "conditions", [])
+        self.rising = [c for c in conditions if c.metric in RISING_METRICS and c.op in (">=", ">")]
+        self.all_rising = len(self.rising) == len(conditions)
+        self.combine_all = getattr(rule, "combine", "all") == "all"
+        self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
+        self.unready_reason = ""
+
+    def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
+        state = GroupState(values)
+        if self.bucket_s:
+            state.history = History(self.bucket_s)
+        state.last_seen_ts = now_ts
+        return state
+
+    def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
+        by = self.rule.group_by
+        if not by:
+            if self.kind == "match":
+                # Without group_by every matching mention is its own episode.
+                return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
+            return [("all", {})]
+        if len(by) == 1 and by[0] != "hashtag":
+            only: str = by[0]
+            value = _group_value(m, only)
+            return [(f"{only}={value}", {only: value})]
+        combos: list[dict[str, str]] = [{}]
+        for name in by:
+            if name == "hashtag":
+                tags = feats().hashtags
+                if not tags:
+                    return []  # a mention without hashtags is in no hashtag group
+                combos = [dict(c, hashtag=t) for c in combos for t in tags]
+                continue
+            value = _group_value(m, name)
+            for c in combos:
+                c[name] = value
+        return [(",".join(f"{k}={v}" for k, v in c.items()), c) for c in combos]
+
+    def poll_group(self, watch: str | None, platform: str) -> tuple[str, dict[str, str]]:
+        values: dict[str, str] = {name: (watch or "-") if name == "watch" else platform
+                                  for name in self.rule.group_by}
+        return (",".join(f"{k}={v}" for k, v in values.items()) or "all"), values
+
+
+def cannot_rise(rt: RuleRuntime, state: GroupState) -> bool:
+    """True when mentions leaving the window cannot make the condition hold."""
+    rule = rt.rule
+    n = len(state.window)
+    if isinstance(rule, (SpikeRule, SentimentShiftRule)):
+        return n < rule.min_count
+    if rt.combine_all:
+        value = state.value
+        return any(not c.holds(value(c.metric)) for c in rt.rising)
+    return rt.all_rising
+
+
+def may_hold(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> bool:
+    """False only when the condition surely does not hold (a cheap necessary test)."""
+    rule = rt.rule
+    if isinstance(rule, ThresholdRule):
+        value = state.value
+        if rule.combine == "all":
+            return all(c.holds(value(c.metric)) for c in rule.conditions)
+        return any(c.holds(value(c.metric)) for c in rule.conditions)
+    if isinstance(rule, SpikeRule):
+        n = len(state.window)
+        if n < rule.min_count:
+            return False
+        base = baseline(rt, state, now, first_ts)
+        return not base.ready or n >= rule.factor * base.count
+    if isinstance(rule, SentimentShiftRule):
+        return len(state.window) >= rule.min_count
+    if isinstance(rule, FlatlineRule):
+        return ((rule.silent_for is not None and now - state.last_seen_ts >= rule.silent_for)
+                or (rule.failing_for is not None and state.first_fail_ts is not None
+                    and now - state.first_fail_ts >= rule.failing_for))
+    return True
+
+def verdict(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> tuple[bool, dict[str, Any], list[Check]]:
+    rule = rt.rule
+    if isinstance(rule, FlatlineRule):
+        return _flatline_verdict(rule, state, now)
+    metrics = state.metrics(rt.flag is not None)
+    if isinstance(rule, ThresholdRule):
+        checks = [_check(c.metric, c.op, c.bound, metrics.get(c.metric)) for c in rule.conditions]
+        met = [c["met"] for c in checks]
+        return (all(met) if rule.combine == "all" else any(met)), metrics, checks
+    assert isinstance(rule, BaselineRule)
+    base = baseline(rt, state, now, first_ts)
+    count = metrics["count"]
+    if isinstance(rule, SpikeRule):
+        if not base.ready:
+            return _unready(rt, base.reason, count >= rule.min_count), metrics, []
+        metrics["baseline"] = round(base.count, 3)
+        metrics["ratio"] = round(count / base.count, 3) if base.count > 0 else None
+        checks = [
+            _check("count", ">=", rule.min_count, count, "min_count"),
+            _check("count", ">=", rule.factor * base.count, count,
+                   f"{rule.factor:g}x the baseline {base.count:.1f}, {rule.baseline.describe()}"),
+        ]
+        if base.mad is not None:
+            metrics["baseline_mad"] = round(base.mad, 3)
+            if rule.min_mads > 0:
+                checks.append(_check("count", ">=", base.count + rule.min_mads * base.mad, count,
+                                     f"baseline + {rule.min_mads:g} MAD ({base.mad:.1f})"))
+        return all(c["met"] for c in checks), metrics, checks
+    assert isinstance(rule, SentimentShiftRule)
+    if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
+        reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {rule.min_baseline_count}"
+        return _unready(rt, reason, count >= rule.min_count), metrics, []
+    mean = metrics["mean_compound"]
+    drop = None if mean is None else round(base.mean - mean, 4)
+    metrics["baseline"] = round(base.mean, 4)
+    metrics["drop"] = drop
+    if base.mean_mad is not None:
+        metrics["baseline_mad"] = round(base.mean_mad, 4)
+    checks = [
+        _check("count", ">=", rule.min_count, count, "min_count"),
+        _check("drop", ">=", rule.drop, drop,
+               f"mean {_num(mean)} against the usual {base.mean:+.2f}, {rule.baseline.describe()}"),
+    ]
+    return all(c["met"] for c in checks), metrics, checks
+
+def _unready(rt: RuleRuntime, reason: str, would_look: bool) -> bool:
+    if would_look:
+        rt.unready += 1
+        rt.unready_reason = reason
+    return False
+
+def baseline(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> BaselineValue:
+    rule = rt.rule
+    assert isinstance(rule, BaselineRule) and state.history is not None
+    history = state.history
+    cache_key = (int(now // history.width_s), history.version)
+    if state.base_key == cache_key and state.base_value is not None:
+        return state.base_value  # type: ignore[no-any-return]
+    span = rule.baseline.span_s(rule.window)
+    history.prune(now - span - history.width_s)
+    start = first_ts if first_ts is not None else now
+    if rule.baseline.type == "trailing":
+        need = rule.window + rule.baseline.period
+        if now - start < need:
+            value = BaselineValue(False, reason=f"{format_span(now - start)} of the "
+                                                f"{format_span(need)} of history it needs")
+        else:
+            value = trailing(history, now, rule.window, rule.baseline.period)
+    else:
+        value = seasonal(history, now, rule.window, rule.baseline.weeks, rule.baseline.min_weeks, start)
+    state.base_key, state.base_value = cache_key, value
+    return value
+
+def _flatline_verdict(rule: FlatlineRule, state: GroupState, now: float) -> tuple[bool, dict[str, Any], list[Check]]:
+    silent = round(max(now - state.last_seen_ts, 0.0), 3)
+    failing = round(now - state.first_fail_ts, 3) if state.first_fail_ts is not None else 0.0
+    metrics: dict[str, Any] = {"count": 0, "silent_s": silent, "failing_s": failing,
+                               "failed_polls": state.failed_polls}
+    checks: list[Check] = []
+    if rule.silent_for is not None:
+        checks.append(_check("silent_s", ">=", rule.silent_for, silent, "no matching mention"))
+    if rule.failing_for is not None:
+        checks.append(_check("failing_s", ">=", rule.failing_for, failing if state.failed_polls else None,
+                             "every poll failed"))
+    return any(c["met"] for c in checks), metrics, checks
+
+
+def _group_value(m: Mention, name: str) -> str:
+    if name == "thread":
+        return m.thread or m.in_reply_to or m.id
+    if name == "watch":
+        return m.watch or "-"
+    if name == "author":
+        return m.author or "-"
+    return m.platform

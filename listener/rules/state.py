@@ -1,0 +1,160 @@
+"""Per-rule, per-group state of the engine: sliding windows with running sums, episodes, health."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from listener.mention import Mention
+from listener.rules.baseline import History
+
+NEG, POS = -0.05, 0.05
+MAX_SAMPLES = 5
+
+
+@dataclass(slots=True)
+class Episode:
+    id: str
+    start_ts: float
+    seq: int = 1
+    severity: str = "medium"
+    matches: int = 0  # match rules: mentions in this episode
+    samples: list[Mention] = field(default_factory=list)  # match rules: newest first
+    last_match_ts: float = 0.0
+    pending_update: bool = False
+    authors: set[str] = field(default_factory=set)  # match rules: distinct authors (bounded)
+    resolve_due: float = -math.inf  # match rules: when the episode resolves without another match
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "start_ts": self.start_ts, "seq": self.seq, "severity": self.severity,
+                "matches": self.matches, "last_match_ts": self.last_match_ts,
+                "pending_update": self.pending_update, "authors": sorted(self.authors),
+                "resolve_due": self.resolve_due if math.isfinite(self.resolve_due) else None,
+                "samples": [m.to_dict() for m in self.samples[:MAX_SAMPLES]]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Episode:
+        due = data.get("resolve_due")
+        return cls(id=data["id"], start_ts=data["start_ts"], seq=data["seq"], severity=data["severity"],
+                   matches=data["matches"], last_match_ts=data["last_match_ts"],
+                   pending_update=data["pending_update"], authors=set(data.get("authors", ())),
+                   resolve_due=-math.inf if due is None else float(due),
+                   samples=[Mention.from_dict(m) for m in data["samples"]])
+
+
+@dataclass(slots=True)
+class GroupState:
+    """One group of one rule. Window kinds use the window fields; flatline the health fields."""
+
+    values: dict[str, str]
+    window: deque[Mention] = field(default_factory=deque)
+    flags: deque[bool] = field(default_factory=deque)  # parallel to `window`: passes the rule's flag filter
+    n_neg: int = 0
+    n_pos: int = 0
+    n_flag: int = 0
+    sum_compound: float = 0.0
+    authors: Counter[str] = field(default_factory=Counter)
+    history: History | None = None
+    episode: Episode | None = None
+    quiet_until: float = -math.inf
+    clear_since: float | None = None
+    blocked: bool = False  # the condition held while the cooldown kept it quiet
+    timer_due: float = math.inf  # the one pending timer of this group
+    base_key: tuple[int, int] | None = None  # baseline cache: (bucket of now, history version)
+    base_value: Any = None
+    last: Mention | None = None  # the newest mention seen, to name watch/platform once the window is empty
+    # flatline: what the sources reported
+    last_seen_ts: float = -math.inf
+    first_fail_ts: float | None = None
+    failed_polls: int = 0
+    last_error: str | None = None
+
+    def add(self, m: Mention, flagged: bool = False) -> None:
+        self.last = m
+        w = self.window
+        if not w or m.ts >= w[-1].ts:
+            w.append(m)
+            self.flags.append(flagged)
+        else:  # a late mention: keep the window in event-time order
+            index = bisect.bisect_right([x.ts for x in w], m.ts)
+            w.insert(index, m)
+            self.flags.insert(index, flagged)
+        c = m.compound
+        self.sum_compound += c
+        if c <= NEG:
+            self.n_neg += 1
+        elif c >= POS:
+            self.n_pos += 1
+        if flagged:
+            self.n_flag += 1
+        if m.author:
+            self.authors[m.author] += 1
+
+    def evict(self, until_ts: float) -> None:
+        """Drop mentions at or before `until_ts`: the window is (now - window, now]."""
+        w = self.window
+        flags = self.flags
+        while w and w[0].ts <= until_ts:
+            m = w.popleft()
+            if flags.popleft():
+                self.n_flag -= 1
+            c = m.compound
+            self.sum_compound -= c
+            if c <= NEG:
+                self.n_neg -= 1
+            elif c >= POS:
+                self.n_pos -= 1
+            if m.author:
+                left = self.authors[m.author] - 1
+                if left:
+                    self.authors[m.author] = left
+                else:
+                    del self.authors[m.author]
+        if not w:
+            self.sum_compound = 0.0  # no float drift on an empty window
+
+    def value(self, metric: str) -> float | None:
+        """One window metric, exactly as `metrics()` gives it, without building the whole dict."""
+        n = len(self.window)
+        if metric == "count":
+            return n
+        if metric == "unique_authors":
+            return len(self.authors)
+        if metric == "flagged":
+            return self.n_flag
+        if n == 0:
+            return None if metric == "mean_compound" else 0.0
+        if metric == "share_negative":
+            return round(self.n_neg / n, 4)
+        if metric == "share_positive":
+            return round(self.n_pos / n, 4)
+        if metric == "share_neutral":
+            return round((n - self.n_neg - self.n_pos) / n, 4)
+        if metric == "mean_compound":
+            return round(self.sum_compound / n, 4)
+        if metric == "share_flagged":
+            return round(self.n_flag / n, 4)
+        return None
+
+    def metrics(self, with_flag: bool) -> dict[str, Any]:
+        n = len(self.window)
+        out: dict[str, Any]
+        if n == 0:
+            out = {"count": 0, "share_negative": 0.0, "share_positive": 0.0, "share_neutral": 0.0,
+                   "mean_compound": None, "unique_authors": 0}
+        else:
+            out = {
+                "count": n,
+                "share_negative": round(self.n_neg / n, 4),
+                "share_positive": round(self.n_pos / n, 4),
+                "share_neutral": round((n - self.n_neg - self.n_pos) / n, 4),
+                "mean_compound": round(self.sum_compound / n, 4),
+                "unique_authors": len(self.authors),
+            }
+        if with_flag:
+            out["flagged"] = self.n_flag
+            out["share_flagged"] = round(self.n_flag / n, 4) if n else 0.0
+        return out
