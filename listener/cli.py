@@ -121,6 +121,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     out=sys.stdout)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from listener.daemon import run
+
+    return run(args.config, log_format=args.log_format)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from listener.config import load_config
     from listener.rules import load_rules
@@ -157,7 +163,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     db = args.db or load_config(args.config).store_path()
     store = Store(db)
     try:
-        mentions, alerts = store.prune(before.timestamp(), before.timestamp() if args.alerts else None)
+        mentions = store.prune(before.timestamp())
+        alerts = store.prune_delivered(before.timestamp()) if args.alerts else 0
     finally:
         store.close()
     what = f"{mentions} mentions" + (f" and {alerts} delivered alert messages" if args.alerts else "")
@@ -272,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="social-listener", help="topic prefix (default social-listener)")
     p.add_argument("--no-publish", action="store_true", help="only show the alerts")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the daemon: listen, score, evaluate rules and publish alerts until stopped",
+                       description="Run the daemon (normally under systemd): poll the watches, score and store "
+                                   "mentions, run the rules, publish alerts. SIGHUP reloads config and rules; "
+                                   "SIGTERM drains and exits 0.")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), metavar="PATH",
+                   help=f"config file (default {DEFAULT_CONFIG})")
+    p.add_argument("--log-format", choices=("auto", "json", "console"),
+                   help="override the config's log.format")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file (and its rules and secrets) without starting",
                        description="Validate the daemon's config file, the rule files it names and that every "

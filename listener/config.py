@@ -91,7 +91,10 @@ class RulesConfig(Strict):
 
 class AlertsConfig(Strict):
     renotify_after: Duration = Field(
-        900.0, description="Re-publish an unacknowledged high or critical alert after this long (0 turns it off)."
+        900.0, description="Re-publish an unacknowledged alert of these severities after this long (0 turns it off)."
+    )
+    renotify_severities: list[Literal["info", "low", "medium", "high", "critical"]] = Field(
+        default_factory=lambda: ["critical", "high"], description="Which severities are re-published until acknowledged."
     )
 
 
@@ -127,6 +130,10 @@ class DaemonConfig(Strict):
     shutdown_timeout: Duration = Field(
         10.0, description="On SIGTERM, how long to wait for polls in hand and the outbox to drain."
     )
+    poll_backoff: Duration = Field(
+        30.0, description="After a failed poll, wait this long before the next (doubling per failure, up to 30m)."
+    )
+    polls_per_platform: int = Field(4, ge=1, description="At most this many polls of one platform at once.")
 
 
 class Config(Strict):

@@ -16,6 +16,7 @@ import random
 import signal
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -29,9 +30,11 @@ from listener.metrics import Metrics
 from listener.pipeline import Pipeline
 from listener.publish.relay import AlertRelay
 from listener.rules import Engine, load_rules
+from listener.rules.reload import RuleReloader, RuleWatcher
 from listener.sentiment import SentimentScorer
 from listener.sources import build_sources
-from listener.sources.base import Batch, Watch
+from listener.sources.base import Batch, Source, Watch
+from listener.sources.jetstream import JETSTREAM_KEY, JetstreamStream
 from listener.sources.scheduler import PollScheduler
 from listener.store import Store
 from listener.systemd import Notifier, watchdog_interval_s
@@ -59,14 +62,18 @@ class Daemon:
         config = self.config
         broker = config.broker.settings()
         redact(broker.password)
-        self.store = Store(self.loaded.store_path())
         ruleset = load_rules(self.loaded.rule_paths())
+        self.store = Store(self.loaded.store_path())
         self.engine = Engine(ruleset.rules)
         self.metrics.rules_loaded.set(len(ruleset.rules))
-        self.pipeline = Pipeline(self.store, SentimentScorer(config.sentiment.lexicon), self.engine)
-        self.pipeline.resume(time.time())
+        self.pipeline = Pipeline.resume(self.store, SentimentScorer(config.sentiment.lexicon), self.engine,
+                                        now_ts=time.time())
+        self.reloader = RuleReloader(self.engine, self.loaded.rule_paths())
         self.metrics.track_outbox(self.store.pending_count)
-        self.relay = AlertRelay(self.store, broker, renotify_after_s=config.alerts.renotify_after)
+        self.relay = AlertRelay(self.store, broker, renotify_after_s=config.alerts.renotify_after,
+                                renotify_severities=tuple(config.alerts.renotify_severities),
+                                keep_delivered_s=config.store.alert_retention_days * 86400,
+                                observe_latency=self.metrics.publish_latency.observe)
 
     # -- the run -------------------------------------------------------------------
 
@@ -79,9 +86,16 @@ class Daemon:
         timeout = aiohttp.ClientTimeout(total=30, connect=10)
         async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": _user_agent()}) as session:
             self.session = session
-            self.sources = build_sources(self.config.sources, session)
-            self.scheduler = PollScheduler(self.sources, get_cursor=self.store.get_cursor,
-                                           on_batch=self._on_batch, on_poll=self._on_poll)
+            self.sources = {name: _TimedSource(source, self.metrics)
+                            for name, source in build_sources(self.config.sources, session).items()}
+            self.scheduler = PollScheduler(
+                self.sources, get_cursor=self.store.get_cursor, on_batch=self._on_batch, on_poll=self._on_poll,
+                max_concurrent_per_platform=self.config.daemon.polls_per_platform,
+                backoff_base_s=self.config.daemon.poll_backoff)
+            self.stream: JetstreamStream | None = None
+            bluesky = self.config.sources.bluesky
+            if bluesky is not None and bluesky.jetstream.enabled:
+                self.stream = JetstreamStream(bluesky, session, self.config.watches)
             self.health_server = None
             if self.config.health.listen:
                 self.health_server = HealthServer(self.config.health.listen, self.health_report, self.metrics)
@@ -92,8 +106,14 @@ class Daemon:
                     self._start(group, "ticker", self._tick_loop)
                     self._start(group, "retention", self._retention_loop)
                     self._start(group, "reloader", self._reload_loop)
+                    self._start(group, "rule-watcher", self._watch_rules)
                     self._start(group, "watchdog", self._watchdog_loop)
+                    if self.stream is not None:
+                        self._start(group, "jetstream", self._stream)
                     self.scheduler.start(self.config.watches)
+                    for key in self.scheduler.unconfigured:
+                        log.warning("watch names a platform without a sources: section; not polled",
+                                    extra={"job": key})
                     jobs = sum(len(w.jobs()) for w in self.config.watches)
                     log.info("listening", extra={"version": __version__, "jobs": jobs,
                                                  "rules": len(self.engine.rules)})
@@ -117,8 +137,8 @@ class Daemon:
         budget = self.config.daemon.shutdown_timeout
         deadline = time.monotonic() + budget
         with suppress(Exception):
-            await asyncio.wait_for(self.scheduler.shutdown(), timeout=max(budget / 2, 0.5))
-        self.pipeline.tick(time.time())
+            await self.scheduler.shutdown(timeout_s=max(budget / 2, 0.5))
+        self._count_alerts(self.pipeline.tick(time.time()))
         remaining = max(deadline - time.monotonic(), 0.5)
         with suppress(Exception):
             await self.relay.close(drain_timeout_s=remaining)
@@ -150,8 +170,8 @@ class Daemon:
 
     # -- what the parts do ---------------------------------------------------------
 
-    async def _on_batch(self, watch: Watch, platform: str, batch: Batch) -> None:
-        key = Watch.job_key(platform, watch.id)
+    async def _on_batch(self, watch: Watch | None, key: str, batch: Batch) -> None:
+        platform = key.partition(":")[0]
         started = time.perf_counter()
         cursor = (key, batch.next_cursor) if batch.next_cursor is not None else None
         result = self.pipeline.ingest(batch.mentions, cursor=cursor)
@@ -162,11 +182,23 @@ class Daemon:
         self._count_alerts(result.alerts)
 
     def _on_poll(self, key: str, ok: bool, error: str | None) -> None:
-        platform, _, watch = key.partition(":")
+        platform, _, watch_id = key.partition(":")
         if not ok:
-            self.metrics.source_errors.labels(platform=platform, watch=watch).inc()
-        alerts = self.pipeline.record_poll(key, time.time(), ok, error)
-        self._count_alerts(alerts)
+            self.metrics.source_errors.labels(platform=platform, watch=watch_id).inc()
+            log.warning("poll failed", extra={"platform": platform, "watch": watch_id, "error": error})
+        kind = next((w.kind for w in self.config.watches if w.id == watch_id), None)
+        self._count_alerts(self.pipeline.record_poll(watch_id, platform, time.time(), ok, error, kind))
+
+    async def _stream(self) -> None:
+        assert self.stream is not None
+
+        async def on_batch(batch: Batch) -> None:
+            await self._on_batch(None, JETSTREAM_KEY, batch)
+
+        def on_status(ok: bool, error: str | None) -> None:
+            self._on_poll(JETSTREAM_KEY, ok, error)
+
+        await self.stream.run(on_batch, lambda: self.store.get_cursor(JETSTREAM_KEY), on_status)
 
     def _count_alerts(self, alerts: list[Any]) -> None:
         for alert in alerts:
@@ -189,10 +221,10 @@ class Daemon:
         store = self.config.store
         while True:
             now = time.time()
-            mentions, alerts = self.store.prune(now - store.retention_days * 86400,
-                                                now - store.alert_retention_days * 86400)
-            if mentions or alerts:
-                log.info("pruned", extra={"mentions": mentions, "alerts": alerts})
+            # Delivered alert messages are pruned by the relay (keep_delivered_s).
+            mentions = self.store.prune(now - store.retention_days * 86400)
+            if mentions:
+                log.info("pruned old mentions", extra={"mentions": mentions})
             await asyncio.sleep(store.prune_interval)
 
     async def _watchdog_loop(self) -> None:
@@ -206,18 +238,18 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def _reload_loop(self) -> None:
-        check_s = self.config.rules.reload_check_interval
-        signature = _files_signature(self.loaded.rule_paths())
+        """SIGHUP: reload the config and the rules."""
         while True:
-            try:
-                await asyncio.wait_for(self._reload_requested.wait(), timeout=check_s or None)
-                self._reload_requested.clear()
-                self.reload()
-            except TimeoutError:
-                current = _files_signature(self.loaded.rule_paths())
-                if current != signature:
-                    self.reload_rules()
-            signature = _files_signature(self.loaded.rule_paths())
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            self.reload()
+
+    async def _watch_rules(self) -> None:
+        """Rule files edited in place are reloaded once the edit has settled."""
+        interval = self.config.rules.reload_check_interval
+        if interval <= 0:
+            return
+        await RuleWatcher(self.loaded.rule_paths(), self.reload_rules, interval_s=interval).run()
 
     def reload(self) -> None:
         """SIGHUP: a new config (watches, lexicon, rules); a bad one is rejected and the old kept."""
@@ -233,20 +265,24 @@ class Daemon:
         self.loaded, self.config = loaded, loaded.config
         self.pipeline.scorer = SentimentScorer(self.config.sentiment.lexicon)
         self.scheduler.update(self.config.watches)
+        if self.stream is not None:
+            self.stream.update(self.config.watches)
+        self.reloader.paths = [Path(p) for p in self.loaded.rule_paths()]
         self.reload_rules()
         log.info("config reloaded", extra={"watches": len(self.config.watches)})
 
     def reload_rules(self) -> None:
-        try:
-            ruleset = load_rules(self.loaded.rule_paths())
-        except ConfigError as exc:
-            problems = [str(p) for p in exc.problems]
-            log.error("rule reload rejected; keeping the last good rules", extra={"problems": problems})
+        """Swap in the rule files as they are now; a bad file keeps the last good rules running."""
+        result = self.reloader.reload(time.time())
+        self._count_alerts(self.pipeline.queue(result.alerts))
+        if not result.ok:
+            log.error("rule reload rejected; keeping the last good rules",
+                      extra={"problems": [str(p) for p in result.problems]})
             self.metrics.rule_reload_failures.inc()
             return
-        self.engine.replace_rules(ruleset.rules)
-        self.metrics.rules_loaded.set(len(ruleset.rules))
-        log.info("rules reloaded", extra={"rules": len(ruleset.rules)})
+        self.metrics.rules_loaded.set(len(self.engine.rules))
+        log.info("rules reloaded", extra={"rules": len(self.engine.rules), "added": result.added,
+                                          "changed": result.changed, "removed": result.removed})
 
     # -- health --------------------------------------------------------------------
 
@@ -256,7 +292,10 @@ class Daemon:
             reasons.append(f"broker not connected: {self.relay.last_error or 'connecting'}")
         sources: dict[str, Any] = {}
         limit = self.config.health.failing_polls
-        for key, h in self.scheduler.health.items():
+        healths = dict(self.scheduler.health)
+        if self.stream is not None:
+            healths[JETSTREAM_KEY] = self.stream.health
+        for key, h in healths.items():
             failing = h.consecutive_failures >= limit
             sources[key] = {"status": "failing" if failing else "ok", "last_success": h.last_success_ts,
                             "last_error": h.last_error, "consecutive_failures": h.consecutive_failures}
@@ -270,17 +309,20 @@ class Daemon:
                 f"{self.store.pending_count()} alerts pending")
 
 
-def _files_signature(paths: list[str]) -> tuple[tuple[str, float, int], ...]:
-    from pathlib import Path
+class _TimedSource:
+    """A source whose fetches are timed for /metrics (listener_poll_duration_seconds)."""
 
-    from listener.rules.loader import rule_files
+    def __init__(self, source: Source, metrics: Metrics) -> None:
+        self.source = source
+        self.platform = source.platform
+        self._histogram = metrics.poll_duration.labels(platform=source.platform)
 
-    out = []
-    for path in rule_files(paths):
-        with suppress(OSError):
-            st = Path(path).stat()
-            out.append((str(path), st.st_mtime, st.st_size))
-    return tuple(sorted(out))
+    async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch:
+        started = time.perf_counter()
+        try:
+            return await self.source.fetch(watch, target, cursor)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
 
 
 def _user_agent() -> str:

@@ -258,21 +258,14 @@ class Store:
             )
             return self.db.conn.total_changes - before
 
-    def prune(self, mentions_before_ts: float, alerts_before_ts: float | None = None) -> tuple[int, int]:
-        """Delete mentions created before a time, and delivered alert messages queued before another.
+    def prune(self, before_ts: float) -> int:
+        """Delete mentions created before a time; returns how many.
 
-        Undelivered alerts are never pruned. Freed pages are reused by later inserts, so the
-        file stays bounded without a VACUUM. Returns (mentions deleted, alert messages deleted).
+        Freed pages are reused by later inserts, so the file stays bounded without a VACUUM.
+        (Delivered alert messages are pruned by `prune_delivered`.)
         """
         with self.transaction():
-            mentions = self.db.execute("DELETE FROM mentions WHERE created_ts < ?", [mentions_before_ts]).rowcount
-            alerts = 0
-            if alerts_before_ts is not None:
-                alerts = self.db.execute(
-                    "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND created_at < ?",
-                    [format_time(datetime.fromtimestamp(alerts_before_ts, tz=timezone.utc))],
-                ).rowcount
-        return mentions, alerts
+            return int(self.db.execute("DELETE FROM mentions WHERE created_ts < ?", [before_ts]).rowcount)
 
     def mention_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM mentions").fetchone()[0])
