@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from listener import __version__
 from listener.errors import ConfigError, InputError, ListenerError, Problem, PublishError
-from listener.paths import SHIPPED_RULES
+from listener.paths import DEFAULT_CONFIG, SHIPPED_RULES
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -29,7 +29,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from listener.rules import load_rules
     from listener.sentiment import SentimentScorer
 
-    lexicon = load_config(args.config).sentiment.lexicon if args.config else {}
+    lexicon = load_config(args.config).config.sentiment.lexicon if args.config else {}
     ruleset = load_rules(args.rules)
     fmt = args.format
 
@@ -121,6 +121,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     out=sys.stdout)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from listener.daemon import run
+
+    return run(args.config, log_format=args.log_format)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from listener.config import load_config
+    from listener.rules import load_rules
+
+    loaded = load_config(args.config)
+    problems = loaded.secret_problems()
+    try:
+        ruleset = load_rules(loaded.rule_paths())
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        ruleset = None
+    for problem in problems:
+        print(str(problem), file=sys.stderr)
+    if problems:
+        return EXIT_ERROR
+    config = loaded.config
+    jobs = sum(len(w.jobs()) for w in config.watches)
+    assert ruleset is not None
+    print(f"{loaded.path}: OK — {len(config.watches)} watches ({jobs} polling jobs), "
+          f"{len(ruleset.rules)} rules from {', '.join(loaded.rule_paths())}, store {loaded.store_path()}, "
+          f"broker {config.broker.settings().url}")
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from listener.config import load_config
+    from listener.mention import parse_time
+    from listener.store import Store
+
+    try:
+        before = parse_time(args.before if "T" in args.before else f"{args.before}T00:00:00Z", "--before")
+    except InputError as exc:
+        raise InputError(f"--before: {exc} (write a date like 2026-10-01 or a time like 2026-10-01T12:00:00Z)")
+    db = args.db or load_config(args.config).store_path()
+    store = Store(db)
+    try:
+        mentions = store.prune(before.timestamp())
+        alerts = store.prune_delivered(before.timestamp()) if args.alerts else 0
+    finally:
+        store.close()
+    what = f"{mentions} mentions" + (f" and {alerts} delivered alert messages" if args.alerts else "")
+    print(f"{db}: deleted {what} from before {before.isoformat().replace('+00:00', 'Z')}")
+    return EXIT_OK
 def _broker_settings(args: argparse.Namespace, client_id: str):  # type: ignore[no-untyped-def]
     """Broker from --broker/--prefix, else from the config file's broker section (with its secrets)."""
     from listener.config import load_config
@@ -129,7 +178,7 @@ def _broker_settings(args: argparse.Namespace, client_id: str):  # type: ignore[
     if args.broker:
         settings = parse_broker_url(args.broker, client_id=client_id)
     elif args.config:
-        settings = load_config(args.config).broker.settings()
+        settings = load_config(args.config).config.broker.settings()
     else:
         settings = parse_broker_url("mqtt://127.0.0.1:1883", client_id=client_id)
     from dataclasses import replace
@@ -231,6 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-publish", action="store_true", help="only show the alerts")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("run", help="the daemon: listen, score, evaluate rules and publish alerts until stopped",
+                       description="Run the daemon (normally under systemd): poll the watches, score and store "
+                                   "mentions, run the rules, publish alerts. SIGHUP reloads config and rules; "
+                                   "SIGTERM drains and exits 0.")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), metavar="PATH",
+                   help=f"config file (default {DEFAULT_CONFIG})")
+    p.add_argument("--log-format", choices=("auto", "json", "console"),
+                   help="override the config's log.format")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file (and its rules and secrets) without starting",
+                       description="Validate the daemon's config file, the rule files it names and that every "
+                                   "secret it names can be read. Exits 1 with FILE:LINE:COLUMN problems.")
+    p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), metavar="PATH",
+                   help=f"config file (default {DEFAULT_CONFIG})")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("purge", help="delete stored mentions (and optionally delivered alerts) before a date",
+                       description="Prune the store by hand; the daemon also prunes on a schedule "
+                                   "(store.retention_days).")
+    p.add_argument("--before", required=True, metavar="DATE", help="e.g. 2026-10-01 or 2026-10-01T12:00:00Z")
+    p.add_argument("--alerts", action="store_true", help="also delete delivered alert messages from before DATE")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--config", default=str(DEFAULT_CONFIG), metavar="PATH",
+                       help=f"take the store path from this config (default {DEFAULT_CONFIG})")
+    where.add_argument("--db", metavar="PATH", help="the SQLite file to prune")
+    p.set_defaults(func=cmd_purge)
     alerts = sub.add_parser("alerts", help="watch and acknowledge alerts on the bus",
                             description="Commands for the comms team: see alerts as they arrive, acknowledge them.")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="COMMAND")

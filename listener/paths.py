@@ -6,3 +6,4 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_RULES = ROOT / "rules"
 ALERT_SCHEMA = ROOT / "alerts" / "alert.schema.json"
 DEMO_SCENARIO = Path(__file__).resolve().parent / "demo" / "scenario.jsonl"
+DEFAULT_CONFIG = Path("/etc/social-listener/config.yaml")

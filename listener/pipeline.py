@@ -69,7 +69,15 @@ class Pipeline:
 
     def tick(self, now_ts: float) -> list[Alert]:
         """Advance the engine's clock (windows empty, episodes resolve) and queue what that causes."""
-        alerts = self.engine.advance(now_ts)
+        return self.queue(self.engine.advance(now_ts))
+
+    def record_poll(self, watch: str | None, platform: str, ts: float, ok: bool, error: str | None = None,
+                    watch_kind: str | None = None) -> list[Alert]:
+        """Tell the engine how a poll went (for flatline rules) and queue what that causes."""
+        return self.queue(self.engine.record_poll(watch, platform, ts, ok, error, watch_kind))
+
+    def queue(self, alerts: list[Alert]) -> list[Alert]:
+        """Put alerts decided outside a batch (a poll outcome, a rule reload) in the outbox, with the state."""
         with self.store.transaction():
             if alerts:
                 self.store.enqueue(a.to_payload() for a in alerts)

@@ -258,6 +258,15 @@ class Store:
             )
             return self.db.conn.total_changes - before
 
+    def prune(self, before_ts: float) -> int:
+        """Delete mentions created before a time; returns how many.
+
+        Freed pages are reused by later inserts, so the file stays bounded without a VACUUM.
+        (Delivered alert messages are pruned by `prune_delivered`.)
+        """
+        with self.transaction():
+            return int(self.db.execute("DELETE FROM mentions WHERE created_ts < ?", [before_ts]).rowcount)
+
     def mention_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM mentions").fetchone()[0])
 
