@@ -197,3 +197,13 @@ def test_restore_keeps_match_episode_and_resolves_it(make_mention):
     (update,) = second.process([make_mention("please help", at_s=60, author="a")])
     assert (update.id, update.seq) == (fired.id, 2)
     assert [a.status for a in second.advance(fired.fired_at_ts + 60 + 3600)] == ["resolved"]
+
+
+def test_resolution_is_named_after_the_last_firing_title_and_says_how_long(make_mention):
+    engine = Engine([threshold(title="{count} posts on {thread}", window="5m")])
+    (fired,) = engine.process([make_mention(at_s=at, thread="t") for at in (0, 1, 2)])
+    (resolved,) = engine.advance(fired.fired_at_ts + 600)
+    assert resolved.title == f"Resolved: {fired.title}" == "Resolved: 3 posts on t"
+    # The first post left the 5m window 4m58s after the episode began (with the third post).
+    assert resolved.summary.startswith("Over after 4m 58s (began 2026-11-26 12:00:02Z)")
+    assert "no longer count 2 >= 3" in resolved.summary

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from listener.alert import Alert
-from listener.duration import format_duration
-from listener.mention import Mention
+from listener.duration import format_duration, format_span
+from listener.mention import Mention, format_time, from_ts
 from listener.rules.model import Condition, FlatlineRule, MatchRule, RuleBase, WindowRule
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 from listener.rules.terms import top_terms
@@ -64,9 +64,17 @@ def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState,
     for name in ("watch", "thread", "author", "platform", "hashtag"):
         values[name] = state.values.get(name) or (getattr(context, name, None) if context and name != "hashtag"
                                                   else None)
+    if status == "resolved":
+        # The window is (nearly) empty by now: say what is over rather than render "0 of 0".
+        title = f"Resolved: {ep.last_title or rule.title.render(values)}"
+        started = format_time(from_ts(ep.start_ts)).replace("T", " ")
+        summary = f"Over after {format_span(max(now - ep.start_ts, 0))} (began {started}); {explanation}."
+    else:
+        title, summary = rule.title.render(values), rule.message.render(values)
+        ep.last_title = title
     return Alert(
         id=ep.id, seq=ep.seq, rule=rule.id, status=status, severity=ep.severity,
-        title=rule.title.render(values), summary=rule.message.render(values),
+        title=title, summary=summary,
         group_key=key, group=dict(state.values), episode_start_ts=ep.start_ts, fired_at_ts=now,
         window_start_ts=window_start, window_end_ts=now, metrics=metrics,
         conditions=tuple(checks) + tuple(escalation or ()),

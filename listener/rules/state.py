@@ -27,12 +27,14 @@ class Episode:
     pending_update: bool = False
     authors: set[str] = field(default_factory=set)  # match rules: distinct authors (bounded)
     resolve_due: float = -math.inf  # match rules: when the episode resolves without another match
+    last_title: str | None = None  # the title of the last firing message, to name the resolution by
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "start_ts": self.start_ts, "seq": self.seq, "severity": self.severity,
                 "matches": self.matches, "last_match_ts": self.last_match_ts,
                 "pending_update": self.pending_update, "authors": sorted(self.authors),
                 "resolve_due": self.resolve_due if math.isfinite(self.resolve_due) else None,
+                "last_title": self.last_title,
                 "samples": [m.to_dict() for m in self.samples[:MAX_SAMPLES]]}
 
     @classmethod
@@ -41,7 +43,7 @@ class Episode:
         return cls(id=data["id"], start_ts=data["start_ts"], seq=data["seq"], severity=data["severity"],
                    matches=data["matches"], last_match_ts=data["last_match_ts"],
                    pending_update=data["pending_update"], authors=set(data.get("authors", ())),
-                   resolve_due=-math.inf if due is None else float(due),
+                   resolve_due=-math.inf if due is None else float(due), last_title=data.get("last_title"),
                    samples=[Mention.from_dict(m) for m in data["samples"]])
 
 
