@@ -68,9 +68,12 @@ class GroupState:
         if m.author:
             self.authors[m.author] += 1
 
-    def evict(self, before_ts: float) -> None:
+    def evict(self, before_ts: float, window_s: float = 0.0) -> None:
+        """Drop mentions older than `before_ts`; with `window_s`, those whose window has ended by
+        `before_ts` (ts + window_s <= before_ts): the same sum their timer was scheduled with, so a
+        timer always empties what it was set for and an idle group can be forgotten."""
         w = self.window
-        while w and w[0].ts < before_ts:
+        while w and (w[0].ts + window_s <= before_ts if window_s else w[0].ts < before_ts):
             m = w.popleft()
             c = m.compound
             self.sum_compound -= c
@@ -280,7 +283,7 @@ class Engine:
             if state is None:
                 continue
             if isinstance(rt.rule, ThresholdRule):
-                state.evict(self.now_ts - rt.rule.window)
+                state.evict(self.now_ts, rt.rule.window)
                 out.extend(self._evaluate_threshold(rt, key, state, trigger_ts=self.now_ts))
             else:
                 out.extend(self._evaluate_match(rt, key, state))
