@@ -132,6 +132,8 @@ def _cell(value: Any) -> str:
             return f"{value:,.0f}"
         if abs(value) >= 10:
             return f"{value:.1f}"
+        if abs(value) >= 1:
+            return f"{value:.2f}"
         return f"{value:.3f}"
     return "-" if value is None else str(value)
 

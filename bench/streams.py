@@ -399,3 +399,19 @@ def stats(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "replies": replies, "with_emoji": emoji, "with_hashtag": tags, "with_handle": handles,
             "days": round(days, 2)}
 
+
+
+def backlash_wave(rng: random.Random, platform: str, root_id: str, *, size: int, created_ts: float,
+                  watch: str = "lipsync-post") -> list[dict[str, Any]]:
+    """`size` strongly negative replies to one of our posts, all created at `created_ts` (for latency runs)."""
+    out = []
+    for i in range(size):
+        author = f"{rng.choice(SYLLABLES)}{rng.choice(SYLLABLES)}{rng.randrange(1000)}"
+        text = rng.choice(NEGATIVE).format(s=rng.choice(SUBJECTS))
+        out.append({
+            "platform": platform, "id": f"{root_id}-r{i}", "url": f"https://x.com/{author}/status/{root_id}{i}",
+            "author": author, "text": f"{text[0].upper()}{text[1:]} {rng.choice(EMOJI_NEG)}", "lang": "en",
+            "created_at": _iso(created_ts), "watch": watch, "watch_kind": "post",
+            "in_reply_to": root_id, "thread": root_id, "metrics": {"likes": 0, "reposts": 0, "replies": 0},
+        })
+    return out
