@@ -215,7 +215,7 @@ def _thread_of(payload: dict[str, Any]) -> str:
 
 async def measure(variant: Variant, runs: int, interval_s: float, wave_size: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    samples: list[dict[str, float]] = []
+    timings: list[tuple[float, float]] = []  # (released, arrived) per run that alerted
     missed = 0
     with benchlib.private_broker() as url:
         subscriber = Subscriber(url, PREFIX)
@@ -233,13 +233,13 @@ async def measure(variant: Variant, runs: int, interval_s: float, wave_size: int
                 arrived = await subscriber.wait_for(root, timeout_s=3 * interval_s + 10)
                 if arrived is None:
                     missed += 1
-                    continue
-                poll = next((p for p in variant.polls if p.fetched_t >= released), None)
-                sample = {"latency_s": arrived - released}
-                if poll is not None:
-                    sample.update(wait_s=poll.fetched_t - released, ingest_s=poll.ingested_t - poll.fetched_t,
-                                  publish_s=poll.published_t - poll.ingested_t, poll_mentions=poll.mentions)
-                samples.append(sample)
+                else:
+                    timings.append((released, arrived))
+            # The subscriber can hear an alert before its poll has recorded itself: let the last one finish.
+            deadline = time.monotonic() + 2 * interval_s + 5
+            while timings and time.monotonic() < deadline and not any(
+                    p.fetched_t >= timings[-1][0] for p in variant.polls):
+                await asyncio.sleep(0.01)
         finally:
             await variant.stop()
             sub_task.cancel()
@@ -247,6 +247,14 @@ async def measure(variant: Variant, runs: int, interval_s: float, wave_size: int
                 await sub_task
             except (asyncio.CancelledError, aiomqtt.MqttError):
                 pass
+    samples: list[dict[str, float]] = []
+    for released, arrived in timings:
+        sample = {"latency_s": arrived - released}
+        poll = next((p for p in variant.polls if p.fetched_t >= released), None)
+        if poll is not None:
+            sample.update(wait_s=poll.fetched_t - released, ingest_s=poll.ingested_t - poll.fetched_t,
+                          publish_s=poll.published_t - poll.ingested_t, poll_mentions=poll.mentions)
+        samples.append(sample)
     return {"samples": samples, "missed": missed}
 
 

@@ -16,6 +16,7 @@ threads and ids), so a million of them never sit in memory at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -319,13 +320,8 @@ def write_jsonl(path: str | Path, spec: StreamSpec) -> int:
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of `size` items (the last may be shorter), like the poll cycles of a daemon."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
         yield batch
 
 

@@ -92,6 +92,7 @@ def test_bench_latency_runs(tmp_path):
     assert code == 0 and data["missed"] == 0 and len(data["samples"]) == 2
     assert all(0 < s["latency_s"] < 10 for s in data["samples"])
     assert data["variant"] == "inprocess"
+    assert all("wait_s" in s and "ingest_s" in s for s in data["samples"])
 
 
 def test_bench_memory_runs(tmp_path):
