@@ -1,0 +1,147 @@
+"""The benchmark scripts run end to end on tiny sizes, so they cannot rot (their figures are not checked here)."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from listener.mention import Mention
+
+from conftest import ROOT, SHARED
+
+BENCH = ROOT / "bench"
+VADER_DATA = SHARED / "data" / "vader"
+
+
+def bench(name: str) -> ModuleType:
+    """A script of bench/ imported as a module (they import their neighbours by plain name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def result(out: Path, name: str) -> dict[str, Any]:
+    data = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+    assert data["benchmark"] == name and data["machine"]["python"]
+    return data
+
+
+# -- the stream generator ---------------------------------------------------------------
+
+
+def test_streams_are_reproducible_by_seed_and_valid_mentions():
+    streams = bench("streams")
+    first = list(streams.json_lines(streams.StreamSpec(n=3000, seed=11)))
+    assert first == list(streams.json_lines(streams.StreamSpec(n=3000, seed=11)))
+    assert first != list(streams.json_lines(streams.StreamSpec(n=3000, seed=12)))
+    parsed = [Mention.from_json(line) for line in first]  # every line is a contract mention
+    stats = streams.stats(m.to_dict() for m in parsed)
+    assert stats["mentions"] == 3000
+    assert 0.9 * 3000 < stats["unique"] < 3000  # some re-deliveries, as overlapping polls give
+    assert 60 < stats["mean_chars"] < 140  # tweet-like lengths
+    for key in ("replies", "with_emoji", "with_hashtag", "with_handle"):
+        assert stats[key] > 300, key
+    assert {m.platform for m in parsed} == {"x", "bluesky", "instagram", "mastodon"}
+    assert {m.watch_kind for m in parsed} == {"account", "hashtag", "query", "post"}
+
+
+def test_streams_are_lazy():
+    streams = bench("streams")
+    # A stream far too large to hold still yields its first mentions at once.
+    head = list(itertools.islice(streams.mentions(streams.StreamSpec(n=10**12)), 5))
+    assert len(head) == 5
+
+
+def test_streams_carry_backlash_waves_that_the_shipped_rule_catches(tmp_path):
+    streams = bench("streams")
+    path = tmp_path / "day.jsonl"
+    # About six hours at the default rate, with a wave every hour or so.
+    streams.write_jsonl(path, streams.StreamSpec(n=10_000, seed=5, wave_every_s=3600))
+    from listener.backtest import run_backtest
+    from listener.rules import load_rules
+
+    result_, store = run_backtest(path, load_rules([ROOT / "rules"]).rules, tmp_path / "b.db")
+    store.close()
+    assert result_.per_rule["backlash-on-post"].episodes >= 3
+
+
+# -- each benchmark, tiny -----------------------------------------------------------------
+
+
+def test_bench_pipeline_runs(tmp_path):
+    assert bench("bench_pipeline").main(["--n", "600", "--batch", "100", "--profile", "300", "--out",
+                                         str(tmp_path)]) == 0
+    data = result(tmp_path, "pipeline")
+    assert data["received"] == 600 and 0 < data["new"] < 600 and data["stored"] == data["new"]
+    assert data["pipeline_per_s"] > 0 and data["vader_per_s"] > 0 and data["ratio"] > 0
+    assert {s["stage"] for s in data["profile"]["stages"]} >= {"VADER scoring", "rules (engine)"}
+
+
+def test_bench_latency_runs(tmp_path):
+    if bench("benchlib").mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (./dev test installs it)")
+    code = bench("bench_latency").main(["--runs", "2", "--interval", "0.3", "--noise", "5", "--out", str(tmp_path)])
+    data = result(tmp_path, "latency")
+    assert code == 0 and data["missed"] == 0 and len(data["samples"]) == 2
+    assert all(0 < s["latency_s"] < 10 for s in data["samples"])
+    assert data["variant"] == "inprocess"
+    assert all("wait_s" in s and "ingest_s" in s for s in data["samples"])
+
+
+def test_bench_memory_runs(tmp_path):
+    assert bench("bench_memory").main(["--n", "1000", "--batch", "100", "--out", str(tmp_path)]) == 0
+    data = result(tmp_path, "memory")
+    assert data["rules"] == 20
+    assert [s["percent"] for s in data["samples"]][-1] == 100
+    assert 10 < data["checkpoints"]["100"]["rss_mb"] < 2000
+
+
+def test_bench_backtest_runs(tmp_path):
+    assert bench("bench_backtest").main(["--n", "500", "--out", str(tmp_path)]) == 0
+    data = result(tmp_path, "backtest")
+    assert data["lines"] == 500 and data["per_s"] > 0
+    assert "500 mentions read" in data["replay_summary"]
+
+
+def test_bench_sentiment_reproduces_vader_exactly(tmp_path):
+    if not (VADER_DATA / "tweets_GroundTruth.txt").is_file():
+        pytest.skip(f"VADER's ground-truth data is not in {VADER_DATA} (set LISTENER_SHARED)")
+    code = bench("bench_sentiment").main(["--data", str(VADER_DATA), "--corpora", "tweets", "--lexicon",
+                                          str(BENCH / "police-lexicon.yaml"), "--out", str(tmp_path)])
+    data = result(tmp_path, "sentiment")
+    assert code == 0 and data["listener_equals_vader"]
+    tweets = data["corpora"]["tweets"]
+    assert tweets["listener_differs_from_vader"] == 0
+    listener = tweets["scorers"]["listener"]
+    assert (round(listener["r"], 3), round(listener["accuracy"], 3)) == (0.872, 0.921)
+    assert tweets["matches_anchors"]
+    assert "listener+lexicon" in tweets["scorers"] and "labels_changed" in tweets["lexicon_effect"]
+
+
+def test_bench_sentiment_skips_without_data(tmp_path, capsys):
+    assert bench("bench_sentiment").main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert not (tmp_path / "sentiment.json").exists()
+
+
+def test_bench_sentiment_reports_a_bad_lexicon_with_its_position(tmp_path, capsys):
+    if not (VADER_DATA / "tweets_GroundTruth.txt").is_file():
+        pytest.skip(f"VADER's ground-truth data is not in {VADER_DATA} (set LISTENER_SHARED)")
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text("cringe: -2\nawful: -9\n", encoding="utf-8")
+    assert bench("bench_sentiment").main(["--data", str(VADER_DATA), "--lexicon", str(lexicon),
+                                          "--out", str(tmp_path)]) == 2
+    assert f"{lexicon}:2:" in capsys.readouterr().err
+
+
+def test_run_all_lists_every_benchmark(capsys):
+    assert bench("run_all").main(["--list"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert listed >= {"pipeline", "latency", "memory", "backtest", "sentiment"}

@@ -1,0 +1,38 @@
+"""The engine forgets groups whose window has emptied, so its memory follows the window, not the stream."""
+
+from __future__ import annotations
+
+from listener.rules import Engine
+from listener.rules.model import ThresholdRule
+
+
+def per_author(**overrides: object) -> ThresholdRule:
+    spec: dict[str, object] = {"id": "noisy-author", "kind": "threshold", "window": "10m",
+                               "conditions": ["count >= 3"], "group_by": ["author"]}
+    spec.update(overrides)
+    return ThresholdRule.model_validate(spec)
+
+
+def groups_held(engine: Engine) -> int:
+    return sum(len(rt.groups) for rt in engine._runtimes)
+
+
+def test_one_off_authors_leave_no_state_once_their_window_has_passed(make_mention):
+    engine = Engine([per_author()])
+    # 500 people who each write once, a second apart: one group each while the window holds them.
+    engine.process([make_mention(at_s=i, author=f"person{i}") for i in range(500)])
+    assert groups_held(engine) == 500
+    # The window of the last one ends at 499 + 600 s: every group has emptied by then.
+    start = make_mention(at_s=0).ts
+    assert engine.advance(start + 499 + 600) == []
+    assert groups_held(engine) == 0
+
+
+def test_a_group_whose_window_empties_still_resolves_and_is_then_forgotten(make_mention):
+    engine = Engine([per_author(cooldown="0s")])
+    fired = engine.process([make_mention(at_s=at, author="angry") for at in (0, 10, 20)])
+    assert [a.status for a in fired] == ["firing"]
+    resolved = engine.advance(fired[0].fired_at_ts + 600)
+    assert [a.status for a in resolved] == ["resolved"]
+    assert engine.advance(fired[0].fired_at_ts + 3600) == []
+    assert groups_held(engine) == 0
