@@ -255,6 +255,8 @@ class Daemon:
         """SIGHUP: a new config (watches, lexicon, rules); a bad one is rejected and the old kept."""
         try:
             loaded = load_config(self.loaded.path)
+            if problems := loaded.secret_problems():
+                raise ConfigError(problems)
         except ConfigError as exc:
             log.error("config reload rejected; keeping the running config",
                       extra={"problems": [str(p) for p in exc.problems]})
@@ -331,5 +333,8 @@ def _user_agent() -> str:
 
 def run(config_path: str, log_format: str | None = None) -> int:
     loaded = load_config(config_path)
+    problems = loaded.secret_problems()
+    if problems:  # fail now, not with an empty token at the platform an hour later
+        raise ConfigError(problems)
     configure_logging(log_format or loaded.config.log.format, loaded.config.log.level)
     return asyncio.run(Daemon(loaded).run())

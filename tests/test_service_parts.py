@@ -171,3 +171,14 @@ def test_unit_file_verifies_and_is_sandboxed(tmp_path):
                               capture_output=True, text=True)
     score = float(security.stdout.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0])
     assert score <= 2.0, security.stdout[-500:]
+
+
+def test_run_refuses_to_start_when_a_secret_cannot_be_read(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"store: {{path: {tmp_path / 'l.db'}}}\n"
+                    "sources:\n  x: {bearer_token: {file: /nonexistent/x-token}}\n"
+                    "watches:\n  - {id: w, kind: hashtag, targets: {x: MetroPD}}\n")
+    result = run_cli("run", "--config", str(path), timeout=30)
+    assert result.returncode == 1
+    assert f"{path}:3:" in result.stderr and "cannot read secret file /nonexistent/x-token" in result.stderr
+    assert not (tmp_path / "l.db").exists()
