@@ -116,13 +116,14 @@ def explain(rule: RuleBase) -> str:
         lines.append(f"  Raises the episode to {step.severity} when {glue.join(str(c) for c in step.conditions)}.")
     after = []
     if not isinstance(rule, MatchRule):
-        after.append("resolves once the condition has been false for "
-                     f"{format_duration(rule.resolve_after)}" if rule.resolve_after else "resolves as soon as the "
+        after.append("it resolves once the condition has been false for "
+                     f"{format_duration(rule.resolve_after)}" if rule.resolve_after else "it resolves as soon as the "
                      "condition is false")
     if rule.cooldown:
-        after.append(f"after a notification stays quiet for {format_duration(rule.cooldown)} per group")
+        after.append(f"after a notification it stays quiet for {format_duration(rule.cooldown)} per group")
     if after:
-        lines.append("  It " + "; ".join(after) + ".")
+        sentence = "; ".join(after)
+        lines.append("  " + sentence[0].upper() + sentence[1:] + ".")
     if rule.route:
         lines.append(f"  Its alerts are routed apart, to '{rule.route}'.")
     return "\n".join(lines)
