@@ -48,7 +48,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                      on_alert=show, on_problem=_problem_printer())
         try:
             if args.broker:
-                settings = parse_broker_url(args.broker, prefix=args.prefix, client_id=f"listener-replay")
+                settings = parse_broker_url(args.broker, prefix=args.prefix, client_id="listener-replay")
 
                 async def publish() -> int:
                     async with MqttPublisher(settings) as pub:
@@ -159,7 +159,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     try:
         before = parse_time(args.before if "T" in args.before else f"{args.before}T00:00:00Z", "--before")
     except InputError as exc:
-        raise InputError(f"--before: {exc} (write a date like 2026-10-01 or a time like 2026-10-01T12:00:00Z)")
+        hint = "write a date like 2026-10-01 or a time like 2026-10-01T12:00:00Z"
+        raise InputError(f"--before: {exc} ({hint})") from None
     db = args.db or load_config(args.config).store_path()
     store = Store(db)
     try:

@@ -82,19 +82,24 @@ class StoreConfig(Strict):
 
 class RulesConfig(Strict):
     paths: list[str] | None = Field(
-        None, description="Rule files or directories (default: rules/ beside the config file, else the shipped library)."
+        None,
+        description="Rule files or directories (default: rules/ beside the config file, else the shipped library).",
     )
     reload_check_interval: Duration = Field(
         5.0, description="How often rule files are checked for changes (0 turns the check off; SIGHUP still reloads)."
     )
 
 
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
 class AlertsConfig(Strict):
     renotify_after: Duration = Field(
         900.0, description="Re-publish an unacknowledged alert of these severities after this long (0 turns it off)."
     )
-    renotify_severities: list[Literal["info", "low", "medium", "high", "critical"]] = Field(
-        default_factory=lambda: ["critical", "high"], description="Which severities are re-published until acknowledged."
+    renotify_severities: list[Severity] = Field(
+        default_factory=lambda: list[Severity](("critical", "high")),
+        description="Which severities are re-published until acknowledged.",
     )
 
 

@@ -43,4 +43,4 @@ class Metrics:
         self.outbox_pending.set_function(depth)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return bytes(generate_latest(self.registry))

@@ -54,4 +54,5 @@ def ack_text(answer: Mapping[str, Any]) -> str:
     """The daemon's answer to an ack command (on <prefix>/acks) as one line."""
     ack = answer.get("ack") or {}
     note = f": {ack['note']}" if ack.get("note") else ""
-    return f"ACK          {answer['id']} acknowledged by {ack.get('by')} at {str(ack.get('at')).replace('T', ' ')}{note}"
+    when = str(ack.get("at")).replace("T", " ")
+    return f"ACK          {answer['id']} acknowledged by {ack.get('by')} at {when}{note}"

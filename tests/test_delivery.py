@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from listener.backtest import run_backtest
 from listener.paths import ALERT_SCHEMA

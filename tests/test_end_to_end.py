@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 
 import aiomqtt
 import jsonschema
-import pytest
 
 from listener.paths import ALERT_SCHEMA, DEMO_SCENARIO, SHIPPED_RULES
 

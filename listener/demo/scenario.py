@@ -109,8 +109,10 @@ DEFENDERS = [
     "Haha the bit at the end 😂",
 ]
 
-CRISIS = "@SgtRivera you helped my brother once. I can't do this anymore. I don't want to be here tomorrow and nobody would even notice"
-TIP = "@MetroPolice I have information about the pharmacy break in on Elm St. I saw two guys loading a blue van around 3am, partial plate BKR 4"
+CRISIS = ("@SgtRivera you helped my brother once. I can't do this anymore. "
+          "I don't want to be here tomorrow and nobody would even notice")
+TIP = ("@MetroPolice I have information about the pharmacy break in on Elm St. "
+       "I saw two guys loading a blue van around 3am, partial plate BKR 4")
 
 
 def _author(rng: random.Random) -> str:
