@@ -262,7 +262,8 @@ async def measure(variant: Variant, broker_url: str, runs: int, wave_size: int, 
     rng = random.Random(seed)
     cut = WaveCut()
     timings: list[tuple[str, float, float]] = []  # (thread, completing reply visible, alert received) per alert
-    missed = early = 0
+    missed: list[str] = []  # threads whose wave raised no alert in time
+    early = 0
     prefix = f"{PREFIX}-{variant.name}"
     subscriber = Subscriber(broker_url, prefix)
     sub_task = asyncio.create_task(subscriber.run())
@@ -280,7 +281,7 @@ async def measure(variant: Variant, broker_url: str, runs: int, wave_size: int, 
             variant.release([{**wave[last], "created_at": iso_now()}])
             arrived = await subscriber.wait_for(root, timeout_s=3 * variant.phase_s + 10)
             if arrived is None:
-                missed += 1
+                missed.append(root)
             elif arrived < released:
                 early += 1  # the wave fired before its completing reply: not a measurement
             else:
@@ -308,7 +309,7 @@ async def measure(variant: Variant, broker_url: str, runs: int, wave_size: int, 
             sample["detect_s"] = raised - released
             sample["deliver_s"] = arrived - raised
         samples.append(sample)
-    return {"samples": samples, "missed": missed, "early": early}
+    return {"samples": samples, "missed": len(missed), "missed_threads": missed, "early": early}
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
@@ -352,7 +353,8 @@ def report(variant: Variant, outcome: dict[str, Any], runs: int) -> dict[str, An
     met = bool(samples) and outcome["missed"] == 0 and outcome["early"] == 0 and \
         summary["latency_s"]["p99"] < variant.goal_s
     print(f"\nGoal: p99 under {variant.goal_s:g} s: {benchlib.verdict(met)}")
-    return {"description": variant.description, "missed": outcome["missed"], "early": outcome["early"],
+    return {"description": variant.description, "missed": outcome["missed"],
+            "missed_threads": outcome["missed_threads"], "early": outcome["early"],
             "summary": summary, "samples": [{k: round(v, 5) for k, v in s.items()} for s in samples],
             "goal": {"p99_under_s": variant.goal_s, "met": met}, **extra}
 
@@ -396,12 +398,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "its wave by a random 0 to GAP seconds (default 2)")
     p.add_argument("--flush", type=float, default=None, help="Jetstream: the daemon's `jetstream.flush_s` "
                    "(default: the daemon's own default)")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep each daemon's config, log and "
+                   "SQLite store in DIR/<variant>/ (default: a temporary folder, removed)")
     p.add_argument("--seed", type=int, default=7, help="seed for phases and texts (default 7)")
     args = p.parse_args(argv)
     print(f"Detection latency: poll interval {args.interval:g} s, {args.runs} runs per variant, waves of up to "
           f"{args.wave} replies, {args.noise} other mentions per interval")
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        results = asyncio.run(measure_all(args.variant, args, Path(tmp)))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(measure_all(args.variant, args, args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+            results = asyncio.run(measure_all(args.variant, args, Path(tmp)))
     path = benchlib.write_result(NAME, args.out, {
         "runs": args.runs, "interval_s": args.interval, "wave": args.wave, "noise_per_interval": args.noise,
         "firehose_per_s": args.firehose, "variants": results,

@@ -226,7 +226,7 @@ class DaemonPoll(_DaemonVariant):
         await self.daemon.start({"LISTENER_X_TOKEN": TOKEN})
         # Ready: the relay is connected and the first poll has reached the fake (start-up spreads it).
         await self.daemon.wait_until(lambda: self.daemon.logged("broker: connected"), "the broker connection")
-        await self.daemon.wait_until(lambda: self.fake.api_requests(self.path), "the first poll")
+        await self.daemon.wait_until(lambda: self.poll_starts(), "the first poll")
         self.daemon.start_sampling()
         self.start_noise()
 
@@ -241,11 +241,15 @@ class DaemonPoll(_DaemonVariant):
         for _ in range(n):
             self.fake.new_tweet(f"@{OUR_X_HANDLE} {next(self.noise)['text']}", created_ts=now, mentions_us=True)
 
+    def poll_starts(self) -> list[float]:
+        """When each poll's first request reached the fake (follow-up pages carry a pagination token)."""
+        return [r.at for r in self.fake.api_requests(self.path) if "pagination_token" not in r.query]
+
     def polled(self, released_t: float) -> float | None:
-        return next((r.at for r in self.fake.api_requests(self.path) if r.at >= released_t), None)
+        return next((t for t in self.poll_starts() if t >= released_t), None)
 
     def report(self) -> dict[str, Any]:
-        times = [r.at for r in self.fake.api_requests(self.path)]
+        times = self.poll_starts()
         gaps = [b - a for a, b in itertools.pairwise(times)]
         out = super().report()
         if gaps:
