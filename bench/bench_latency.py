@@ -16,7 +16,7 @@ Variants (`--variant`, several allowed; default all three):
              HTTP source, pipeline and outbox relay. Also samples the daemon's RSS.
   jetstream  `listener run` with Bluesky Jetstream enabled: a fake Jetstream
              (tests/fakes/jetstream.py) pushes the wave over its WebSocket amid a firehose of
-             unrelated posts; Bluesky search is polled too, against a fake that finds nothing.
+             other posts (a few name our handle, and match); Bluesky search is polled too, against a fake that finds nothing.
              `--flush S` sets the daemon's `jetstream.flush_s`, the batching that bounds this wait.
   inprocess  A poll loop in this process: a fake Source polled on a fixed-rate schedule,
              `Pipeline.ingest` and `drain_outbox` through `MqttPublisher`. The daemon's work per
@@ -392,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--wave", type=int, default=16, help="hostile replies generated per wave; the rules decide which "
                    "completes it (default 16)")
     p.add_argument("--noise", type=int, default=50, help="ordinary mentions per poll interval (default 50)")
-    p.add_argument("--firehose", type=float, default=50.0, help="unrelated posts per second on the fake Jetstream "
-                   "(default 50, about Bluesky's real rate)")
+    p.add_argument("--firehose", type=float, default=50.0, help="other posts per second on the fake Jetstream "
+                   "(default 50)")
     p.add_argument("--gap", type=float, default=2.0, help="Jetstream: the completing reply follows the rest of "
                    "its wave by a random 0 to GAP seconds (default 2)")
     p.add_argument("--flush", type=float, default=None, help="Jetstream: the daemon's `jetstream.flush_s` "

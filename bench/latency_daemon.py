@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -182,7 +183,7 @@ class _DaemonVariant:
         self._noise_task = asyncio.create_task(self._noise_loop())
 
     async def _noise_loop(self) -> None:
-        """Other traffic at a steady rate, posted in small bunches (a Poisson-ish trickle is not needed)."""
+        """Other traffic at a steady rate, posted every 100 ms, stamped with the current time."""
         step_s, owed = 0.1, 0.0
         while True:
             await asyncio.sleep(step_s)
@@ -194,10 +195,8 @@ class _DaemonVariant:
     async def stop_noise(self) -> None:
         if self._noise_task is not None:
             self._noise_task.cancel()
-            try:
+            with suppress(asyncio.CancelledError):
                 await self._noise_task
-            except asyncio.CancelledError:
-                pass
 
 
 class DaemonPoll(_DaemonVariant):
@@ -275,7 +274,7 @@ class DaemonJetstream(_DaemonVariant):
         self.phase_s = phase_s
         self.flush_s = flush_s  # None: the daemon's default
         self.description = (f"listener run (subprocess) with Bluesky Jetstream: a fake Jetstream WebSocket carrying "
-                            f"{firehose_per_s:g} unrelated posts/s plus the replies to our account; Bluesky search "
+                            f"{firehose_per_s:g} other posts/s plus the replies to our account; Bluesky search "
                             f"polled every {interval_s:g} s too (it finds nothing)")
         self.bluesky = FakeBluesky()
         self.stream = FakeJetstream()
