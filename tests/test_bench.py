@@ -87,12 +87,22 @@ def test_bench_pipeline_runs(tmp_path):
 def test_bench_latency_runs(tmp_path):
     if bench("benchlib").mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed (./dev test installs it)")
-    code = bench("bench_latency").main(["--runs", "2", "--interval", "0.3", "--noise", "5", "--out", str(tmp_path)])
+    code = bench("bench_latency").main(["--runs", "2", "--interval", "1", "--noise", "5", "--firehose", "20",
+                                        "--gap", "0.5", "--out", str(tmp_path)])
     data = result(tmp_path, "latency")
-    assert code == 0 and data["missed"] == 0 and len(data["samples"]) == 2
-    assert all(0 < s["latency_s"] < 10 for s in data["samples"])
-    assert data["variant"] == "inprocess"
-    assert all("wait_s" in s and "ingest_s" in s for s in data["samples"])
+    assert code == 0
+    variants = data["variants"]
+    assert set(variants) == {"daemon", "jetstream", "inprocess"}
+    for name, v in variants.items():
+        assert v["missed"] == 0 and v["early"] == 0 and len(v["samples"]) == 2, name
+        assert all(0 < s["latency_s"] < 10 for s in v["samples"]), name
+    assert all("wait_s" in s and "process_s" in s for s in variants["inprocess"]["samples"])
+    # Through the real daemon: the poll seen at the fake, the alert found in the daemon's outbox.
+    assert all({"wait_s", "process_s", "deliver_s"} <= set(s) for s in variants["daemon"]["samples"])
+    assert all("detect_s" in s for s in variants["jetstream"]["samples"])
+    for name in ("daemon", "jetstream"):
+        assert variants[name]["exit_code"] == 0, f"{name}: listener run did not stop cleanly on SIGTERM"
+        assert 10 < variants[name]["rss_mb"]["max"] < 2000
 
 
 def test_bench_memory_runs(tmp_path):

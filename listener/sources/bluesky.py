@@ -164,6 +164,7 @@ class BlueskySource:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.http = HttpClient(PLATFORM, session, settings, quota=epoch_quota("RateLimit"), clock=clock, sleep=sleep)
         password = settings.app_password.read() if settings.app_password else None
         self.session: BlueskySession | None = (
@@ -266,7 +267,8 @@ class BlueskySource:
             except (MentionError, KeyError, TypeError) as exc:
                 log.warning("bluesky: %s: post %s skipped: %s", watch.id, uri, exc)
         if newest is None:
-            return Batch(mentions, None)
+            # Nothing yet: remember when we started, so that a burst before the next poll is paged through.
+            newest = self.clock()
         # Remember only what the next poll's overlap window can return again.
         floor = newest - self.settings.overlap_s
         kept = {u: t for u, t in seen.items() if t >= floor}

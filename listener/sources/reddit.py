@@ -138,7 +138,8 @@ class RedditSource:
             if mention is not None:
                 mentions.append(mention)
         if newest is None:
-            return Batch(mentions, None)
+            # Nothing yet: remember when we started, so that a burst before the next poll is paged through.
+            newest = self.clock()
         return Batch(mentions, dump_cursor({"since": newest, "seen": bounded_seen(seen, cap=2000)}))
 
     async def _listing(self, watch: Watch, value: str, since: float | None) -> list[Mapping[str, Any]]:

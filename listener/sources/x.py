@@ -109,6 +109,8 @@ class XSource:
     async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch:
         state = load_cursor(cursor)
         since_id: str | None = state.get("since_id")
+        # `started`: an earlier poll found nothing, so everything there now is new and may take pages.
+        started = bool(since_id or state.get("started"))
         if watch.kind == "account":
             user_id = await self._user_id(target.strip().lstrip("@"))
             path, page_param = f"/2/users/{user_id}/mentions", "pagination_token"
@@ -117,7 +119,7 @@ class XSource:
             path, page_param = "/2/tweets/search/recent", "next_token"
             params = [("query", self.search_query(watch, target)), ("max_results", "100")]
         params += FIELDS + ([("since_id", since_id)] if since_id else [])
-        pages = self.settings.max_pages if since_id else 1
+        pages = self.settings.max_pages if started else 1
         newest: str | None = None
         mentions: list[Mention] = []
         token: str | None = None
@@ -142,7 +144,7 @@ class XSource:
             if page == pages - 1:
                 log.warning("x: %s: catch-up stopped after %d pages; older posts skipped", watch.id, pages)
         cursor_out = newest or since_id
-        return Batch(mentions, dump_cursor({"since_id": cursor_out}) if cursor_out else None)
+        return Batch(mentions, dump_cursor({"since_id": cursor_out} if cursor_out else {"started": True}))
 
     async def _user_id(self, username: str) -> str:
         if username not in self._user_ids:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Self
 
 from aiohttp import web
@@ -41,6 +41,7 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for latency measurements
 
 
 @dataclass

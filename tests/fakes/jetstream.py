@@ -23,10 +23,13 @@ class FakeJetstream(FakePlatform):
         self.time_us = 1_787_260_443_000_000
         self.app.router.add_get("/subscribe", self.subscribe)
 
-    def post(self, did: str, text: str, **record: Any) -> str:
-        """A create event for an app.bsky.feed.post; returns its at:// URI."""
+    def post(self, did: str, text: str, time_us: int | None = None, **record: Any) -> str:
+        """A create event for an app.bsky.feed.post; returns its at:// URI.
+
+        Events are one second apart unless `time_us` (the stream's clock) is given.
+        """
         n = self.next_seq()
-        self.time_us += 1_000_000  # one second apart
+        self.time_us = self.time_us + 1_000_000 if time_us is None else max(time_us, self.time_us + 1)
         rkey = f"3lzx{n:09d}"
         self.events.append(
             {
@@ -81,10 +84,12 @@ class FakeJetstream(FakePlatform):
         sent = len(self.events) if cursor is None else 0
         try:
             while not ws.closed:
-                for event in self.events[sent:]:
+                # By index: events posted while a send is awaited are sent too, not skipped.
+                while sent < len(self.events):
+                    event = self.events[sent]
+                    sent += 1
                     if cursor is None or event["time_us"] >= cursor:
                         await ws.send_str(json.dumps(event))
-                sent = len(self.events)
                 self._new.clear()
                 waiter = asyncio.ensure_future(self._new.wait())
                 reader = asyncio.ensure_future(ws.receive())

@@ -98,10 +98,11 @@ class FakeX(FakePlatform):
     def secrets(self) -> list[str]:
         return [TOKEN, "AAAAwrongBearer"]
 
-    def new_tweet(self, text: str, **kwargs: Any) -> Tweet:
+    def new_tweet(self, text: str, created_ts: float | None = None, **kwargs: Any) -> Tweet:
         n = self.next_seq()
         self._ids += 1000 + n
-        tweet = Tweet(self._ids, text, f"15800000000000{n:05d}", self.t0 + n, **kwargs)
+        created = self.t0 + n if created_ts is None else created_ts
+        tweet = Tweet(self._ids, text, f"15800000000000{n:05d}", created, **kwargs)
         self.tweets.append(tweet)
         return tweet
 
