@@ -95,10 +95,6 @@ async def test_catch_up_after_downtime_reads_several_pages(fake, session):
 async def test_a_burst_after_an_empty_first_poll_is_read_in_full(fake, session, request):
     if fake.catchup is None:
         pytest.skip(f"{fake.platform} serves a whole document per poll: there are no pages to catch up")
-    if fake.platform == "mastodon":
-        # Known defect: with no min_id yet, the connector pages towards newer posts (`prev`), so a
-        # first burst of more than a page keeps only its newest page.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="mastodon: no backward paging before a cursor"))
     source = fake.source(session)
     first = await poll(fake, source)  # a quiet watch: nothing there yet
     assert first.mentions == []

@@ -166,6 +166,9 @@ class MastodonSource:
         key: str | None = None,
     ) -> Batch:
         newest: str | None = state.get("min_id")
+        if newest is None and state.get("started"):
+            # An earlier poll found nothing: everything there now is new, newest page first.
+            return await self._page_back(watch, path, params, item_status, key)
         statuses: list[Mapping[str, Any]] = []
         # The first poll takes the newest page only: a new watch does not backfill history.
         pages = self.settings.max_pages if newest else 1
@@ -173,14 +176,8 @@ class MastodonSource:
         query: list[tuple[str, str]] | None = params + ([("min_id", newest)] if newest else [])
         for _ in range(pages):
             resp = await self.http.request("GET", url, params=query, headers=self._auth)
-            body = resp.json()
-            items = body.get(key) if key and isinstance(body, dict) else body
-            if not isinstance(items, list):
-                raise SourceUnavailableError(PLATFORM, f"{path}: expected a list of items")
-            try:
-                pairs = [item_status(item) for item in items]
-            except (KeyError, TypeError):
-                raise SourceUnavailableError(PLATFORM, f"{path}: items without id or status") from None
+            items = self._items(resp.json(), path, key)
+            pairs = self._pairs(items, path, item_status)
             for paging_id, status in pairs:
                 if newest is None or id_key(str(paging_id)) > id_key(newest):
                     newest = str(paging_id)
@@ -193,7 +190,42 @@ class MastodonSource:
                 url, query = prev, None
             else:
                 url, query = path, params + [("min_id", newest)]
-        return Batch(self._mentions(watch, statuses), dump_cursor({"min_id": newest}) if newest else None)
+        # An empty first poll still leaves a cursor, so a burst before the next poll is read whole.
+        return Batch(self._mentions(watch, statuses), dump_cursor({"min_id": newest} if newest else {"started": True}))
+
+    async def _page_back(self, watch: Watch, path: str, params: list[tuple[str, str]], item_status: Any,
+                         key: str | None) -> Batch:
+        """Everything there is, newest page first, following `rel="next"` (older) for up to max_pages."""
+        newest: str | None = None
+        statuses: list[Mapping[str, Any]] = []
+        url: str = path
+        query: list[tuple[str, str]] | None = params
+        for _ in range(self.settings.max_pages):
+            resp = await self.http.request("GET", url, params=query, headers=self._auth)
+            items = self._items(resp.json(), path, key)
+            for paging_id, status in self._pairs(items, path, item_status):
+                if newest is None or id_key(str(paging_id)) > id_key(newest):
+                    newest = str(paging_id)
+                statuses.append(status)
+            older = links(resp.headers.get("Link")).get("next")
+            if len(items) < PAGE_SIZE or not older:
+                break
+            url, query = older, None
+        return Batch(self._mentions(watch, statuses), dump_cursor({"min_id": newest} if newest else {"started": True}))
+
+    @staticmethod
+    def _items(body: Any, path: str, key: str | None) -> list[Any]:
+        items = body.get(key) if key and isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise SourceUnavailableError(PLATFORM, f"{path}: expected a list of items")
+        return items
+
+    @staticmethod
+    def _pairs(items: list[Any], path: str, item_status: Any) -> list[tuple[Any, Mapping[str, Any]]]:
+        try:
+            return [item_status(item) for item in items]
+        except (KeyError, TypeError):
+            raise SourceUnavailableError(PLATFORM, f"{path}: items without id or status") from None
 
     async def _context(self, watch: Watch, target: str, state: dict[str, Any]) -> Batch:
         status_id = target.rstrip("/").rsplit("/", 1)[-1]

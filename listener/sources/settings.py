@@ -41,7 +41,9 @@ class JetstreamSettings(_Strict):
     enabled: bool = Field(False, description="Listen to Jetstream as well as polling search.")
     url: str = Field("wss://jetstream2.us-east.bsky.network", description="Jetstream host (wss://…).")
     rewind_s: float = Field(5.0, ge=0, description="Resume this far before the saved cursor after a reconnect.")
-    flush_s: float = Field(1.0, gt=0, description="Hand matching posts to the pipeline at most this often.")
+    flush_s: float = Field(
+        0.25, gt=0, description="Hand matching posts to the pipeline at most this often (bounds its latency)."
+    )
     max_backoff_s: float = Field(300.0, gt=0, description="Longest wait between reconnect attempts.")
 
 
