@@ -81,8 +81,54 @@ def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
 Predicate = Callable[[Mention, Callable[[], TextFeatures]], bool]
 
 
-def compile_match(match: Match) -> Predicate:
-    """One predicate for a rule's match block; cheap tests first, text tests last."""
+class RegexBank:
+    """The regexes of a rule set, searched together: one RE2 pass per text instead of one per regex.
+
+    RE2's FilteredRE2 (`re2.Filter`) extracts from each regex the literal strings a match must
+    contain, finds which of them occur in the text in one pass, and runs only the regexes that
+    can still match. The result is exactly that of searching each regex on its own; it costs
+    about as much as one search, whereas a mention that matches nothing used to cost a search
+    per regex. Regexes are added while rules are compiled; the first search closes the bank.
+    """
+
+    __slots__ = ("_filter", "_size", "_closed", "_last_text", "_last_hits")
+
+    def __init__(self) -> None:
+        self._filter = re2.Filter()
+        self._size = 0
+        self._closed = False
+        self._last_text: str | None = None
+        self._last_hits: frozenset[int] = frozenset()
+
+    def add(self, pattern: str) -> int:
+        """Register a regex (case-insensitive, as rule authors expect); returns its index."""
+        if self._closed:
+            raise RuntimeError("a RegexBank takes no more regexes once it has searched a text")
+        index: int = self._filter.Add(pattern, _re2_options())
+        self._size += 1
+        return index
+
+    def hits(self, text: str) -> frozenset[int]:
+        """Indices of the regexes found in `text` (remembered for the text last asked about)."""
+        if text is self._last_text:
+            return self._last_hits  # every regex test of one mention asks about the same text
+        if not self._closed:
+            self._filter.Compile()
+            self._closed = True
+        found = self._filter.Match(_regex_text(text))
+        hits = frozenset(found) if found else frozenset()
+        self._last_text, self._last_hits = text, hits
+        return hits
+
+
+def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
+    """One predicate for a rule's match block; cheap tests first, text tests last.
+
+    Regexes go into `bank` (a new one when not given), so that the regexes of every rule
+    sharing the bank are searched in one pass per mention.
+    """
+    if bank is None:
+        bank = RegexBank()
     tests: list[Callable[[Mention, Callable[[], TextFeatures]], bool]] = []
     if match.platforms:
         platforms = frozenset(match.platforms)
@@ -118,13 +164,15 @@ def compile_match(match: Match) -> Predicate:
         none_test = _any_term_test(match.none)
         tests.append(lambda m, f: not none_test(f()))
     if match.regex:
-        pattern = re2.compile(match.regex, options=_re2_options())
-        tests.append(lambda m, f: pattern.search(_regex_text(m.text)) is not None)
+        wanted = bank.add(match.regex)
+        hits = bank.hits
+        tests.append(lambda m, f: wanted in hits(m.text))
     if match.none_regex:
-        unwanted = re2.compile(match.none_regex, options=_re2_options())
-        tests.append(lambda m, f: unwanted.search(_regex_text(m.text)) is None)
+        unwanted = bank.add(match.none_regex)
+        hits = bank.hits
+        tests.append(lambda m, f: unwanted not in hits(m.text))
     if match.any_of:
-        branches = [compile_match(branch) for branch in match.any_of]
+        branches = [compile_match(branch, bank) for branch in match.any_of]
         tests.append(lambda m, f: any(b(m, f) for b in branches))
 
     if not tests:
