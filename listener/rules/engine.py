@@ -23,7 +23,7 @@ from listener.mention import Mention
 from listener.rules.alerting import Check, build_alert, check as _check
 from listener.rules.filters import RegexBank, TextFeatures, features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
-from listener.rules.runtime import RuleRuntime, cannot_rise, may_hold, verdict
+from listener.rules.runtime import RuleRuntime, cannot_rise, condition_holds, may_hold, verdict
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
@@ -382,7 +382,8 @@ class Engine:
         return self._evaluate(rt, key, state, m.ts)
 
     def _evaluate(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
-        if state.episode is None and not state.blocked and not may_hold(rt, state, self.now_ts, self.first_ts):
+        if state.episode is None and not state.blocked and not (
+                may_hold(rt, state, self.now_ts, self.first_ts) and condition_holds(rt, state, self.now_ts, self.first_ts)):
             return []  # the common case, decided without building metrics and checks
         holds, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
         return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
