@@ -29,22 +29,12 @@ def features(text: str) -> TextFeatures:
     if "’" in folded:
         folded = folded.replace("’", "'")
     tokens = _TOKEN.findall(folded)
-    if "#" not in folded:  # the common case: no hashtags, so the tokens are the words and the stream
-        return TextFeatures(frozenset(tokens), " " + " ".join(tokens) + " ", ())
-    words: set[str] = set()
-    stream: list[str] = []
-    hashtags: list[str] = []
-    for tok in tokens:
-        words.add(tok)
-        if tok[0] == "#":
-            bare = tok[1:]
-            words.add(bare)
-            stream.append(bare)
-            if bare not in hashtags:
-                hashtags.append(bare)
-        else:
-            stream.append(tok)
-    return TextFeatures(frozenset(words), " " + " ".join(stream) + " ", tuple(hashtags))
+    stream = " " + " ".join(tokens) + " "
+    if "#" not in folded:  # no hashtags: the tokens are the words, the stream is them in order
+        return TextFeatures(frozenset(tokens), stream, ())
+    # '#' can only start a token, so dropping every '#' from the stream leaves the bare tags.
+    tags = [tok[1:] for tok in tokens if tok[0] == "#"]
+    return TextFeatures(frozenset(tokens + tags), stream.replace("#", ""), tuple(dict.fromkeys(tags)))
 
 
 def _term_test(term: str) -> Callable[[TextFeatures], bool]:
@@ -60,22 +50,24 @@ def _term_test(term: str) -> Callable[[TextFeatures], bool]:
 def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
     """Whether any of many terms occurs, in a few set operations rather than one test per term."""
     words: set[str] = set()
-    phrases: dict[str, list[str]] = {}  # first word -> phrases starting with it
+    # A phrase occurs only if each of its words does: index phrases by their longest word (a rare
+    # one, unlike the "i" that starts many), and search the text only for those whose word is there.
+    phrases: dict[str, list[str]] = {}
     for term in terms:
         tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
         if len(tokens) == 1:
             words.add(tokens[0])
         else:
             bare = [t.lstrip("#") for t in tokens]
-            phrases.setdefault(bare[0], []).append(" " + " ".join(bare) + " ")
+            phrases.setdefault(max(bare, key=len), []).append(" " + " ".join(bare) + " ")
     single = frozenset(words)
-    firsts = frozenset(phrases)
+    keys = frozenset(phrases)
 
     def test(f: TextFeatures) -> bool:
         if not single.isdisjoint(f.words):
             return True
-        for first in firsts.intersection(f.words):
-            for phrase in phrases[first]:
+        for key in keys.intersection(f.words):
+            for phrase in phrases[key]:
                 if phrase in f.stream:
                     return True
         return False
