@@ -224,7 +224,7 @@ class Engine:
                     key = key_of(m)
                     state = rt.groups.get(key)
                     if state is None:
-                        state = rt.groups[key] = rt.new_group(rt.key_values(key), ts)
+                        state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
                     self._feed(rt, key, state, m, feats, out)
                     continue
                 for key, values in rt.group_keys(m, feats):

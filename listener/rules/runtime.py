@@ -49,7 +49,7 @@ class RuleRuntime:
         self.holds_now: Callable[[GroupState, float, float | None], bool] = _compile_holds_now(self)
         self.cannot_rise: Callable[[GroupState], bool] = _compile_cannot_rise(self)
         self.key_of: Callable[[Mention], str] | None = None  # when every mention falls in exactly one group
-        self.key_values: Callable[[str], dict[str, str]] = dict
+        self.key_values: Callable[[Mention], dict[str, str]] = lambda m: {}
         single = _compile_key(rule)
         if single is not None:
             self.key_of, self.key_values = single
@@ -64,8 +64,7 @@ class RuleRuntime:
     def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
         """The groups a matching mention belongs to: (key, values) each (see also `key_of`)."""
         if self.key_of is not None:
-            key = self.key_of(m)
-            return [(key, self.key_values(key))]
+            return [(self.key_of(m), self.key_values(m))]
         combos: list[dict[str, str]] = [{}]
         for name in self.rule.group_by:
             if name == "hashtag":
@@ -235,23 +234,26 @@ def _flatline_verdict(rule: FlatlineRule, state: GroupState, now: float) -> tupl
     return any(c["met"] for c in checks), metrics, checks
 
 
-def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[str], dict[str, str]]] | None:
+def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[Mention], dict[str, str]]] | None:
     """For a rule whose mentions each fall in one group: the group key of a mention, and its values.
 
-    The key is the same string `group_keys` used to build; the values are derived from it only
-    when a group is created. None for rules grouped by several fields or by hashtag.
+    The key is the same string `group_keys` builds in general; the values are built only when a
+    group is created. None for rules grouped by hashtag (a mention may have several, or none).
     """
     by = rule.group_by
     if not by:
         if rule.kind == "match":  # type: ignore[attr-defined]
             # Without group_by every matching mention is its own episode.
-            return (lambda m: "mention=" + m.platform + ":" + m.id), (lambda key: {"mention": key[8:]})
-        return (lambda m: "all"), (lambda key: {})
-    if len(by) > 1 or by[0] == "hashtag":
+            return (lambda m: "mention=" + m.platform + ":" + m.id), (lambda m: {"mention": f"{m.platform}:{m.id}"})
+        return (lambda m: "all"), (lambda m: {})
+    if "hashtag" in by:
         return None
-    name: str = by[0]
+    names = tuple(by)
+    values_of: Callable[[Mention], dict[str, str]] = lambda m: {name: _group_value(m, name) for name in names}  # noqa: E731
+    if len(names) > 1:
+        return (lambda m: ",".join([f"{name}={_group_value(m, name)}" for name in names])), values_of
+    name = names[0]
     prefix = name + "="
-    cut = len(prefix)
     key_of: Callable[[Mention], str]
     if name == "thread":
         key_of = lambda m: prefix + (m.thread or m.in_reply_to or m.id)  # noqa: E731
@@ -261,7 +263,7 @@ def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[st
         key_of = lambda m: prefix + (m.author or "-")  # noqa: E731
     else:
         key_of = lambda m: prefix + m.platform  # noqa: E731
-    return key_of, lambda key: {name: key[cut:]}
+    return key_of, values_of
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
