@@ -12,7 +12,6 @@ from listener.rules import Engine
 from listener.rules.model import Rule
 from listener.rules.runtime import cannot_rise, may_hold, verdict
 
-from conftest import T0
 
 RULE = TypeAdapter(Rule)
 BASE = {"cooldown": "10m", "resolve_after": "5m", "group_by": ["watch"]}

@@ -88,7 +88,7 @@ class RegexBank:
     per regex. Regexes are added while rules are compiled; the first search closes the bank.
     """
 
-    __slots__ = ("_filter", "_size", "_closed", "_last_text", "_last_hits")
+    __slots__ = ("_closed", "_filter", "_last_hits", "_last_text", "_size")
 
     def __init__(self) -> None:
         self._filter = re2.Filter()

@@ -249,20 +249,20 @@ def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[Me
     if "hashtag" in by:
         return None
     names = tuple(by)
-    values_of: Callable[[Mention], dict[str, str]] = lambda m: {name: _group_value(m, name) for name in names}  # noqa: E731
+    values_of: Callable[[Mention], dict[str, str]] = lambda m: {name: _group_value(m, name) for name in names}
     if len(names) > 1:
         return (lambda m: ",".join([f"{name}={_group_value(m, name)}" for name in names])), values_of
     name = names[0]
     prefix = name + "="
     key_of: Callable[[Mention], str]
     if name == "thread":
-        key_of = lambda m: prefix + (m.thread or m.in_reply_to or m.id)  # noqa: E731
+        key_of = lambda m: prefix + (m.thread or m.in_reply_to or m.id)
     elif name == "watch":
-        key_of = lambda m: prefix + (m.watch or "-")  # noqa: E731
+        key_of = lambda m: prefix + (m.watch or "-")
     elif name == "author":
-        key_of = lambda m: prefix + (m.author or "-")  # noqa: E731
+        key_of = lambda m: prefix + (m.author or "-")
     else:
-        key_of = lambda m: prefix + m.platform  # noqa: E731
+        key_of = lambda m: prefix + m.platform
     return key_of, values_of
 
 
