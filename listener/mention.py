@@ -68,9 +68,24 @@ class Mention:
     def compound(self) -> float:
         return self.sentiment.compound if self.sentiment is not None else 0.0
 
+    def with_sentiment(self, sentiment: Sentiment | None) -> Mention:
+        """This mention with its score: `dataclasses.replace(self, sentiment=...)`, at a third of the cost."""
+        return type(self)(self.platform, self.id, self.text, self.created_at, self.ts, self.url, self.author,
+                          self.lang, self.watch, self.watch_kind, self.in_reply_to, self.thread, self.metrics,
+                          self.extra, sentiment)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Mention:
         """Validate one decoded JSON object; raise MentionError saying what is wrong."""
+        if type(data) is dict:
+            fast = _from_plain_dict(cls, data)
+            if fast is not None:
+                return fast
+        return cls._from_dict_checked(data)
+
+    @classmethod
+    def _from_dict_checked(cls, data: Mapping[str, Any]) -> Mention:
+        """`from_dict` for any input: every field checked in turn, so an error names the first problem."""
         if not isinstance(data, Mapping):
             raise MentionError(f"expected a JSON object, got {type(data).__name__}")
         missing = [k for k in REQUIRED if data.get(k) in (None, "")]
@@ -143,6 +158,34 @@ class Mention:
         return out
 
 
+_OPTIONAL = ("url", "author", "lang", "watch", "watch_kind", "in_reply_to", "thread")
+
+
+def _from_plain_dict(cls: type[Mention], data: dict[str, Any]) -> Mention | None:
+    """The common case of `from_dict`, decided in few steps: required fields non-empty strings,
+    optional ones strings or null, a known watch kind, metrics an object (or absent), no sentiment.
+    None for anything else, which the field-by-field path then accepts or explains."""
+    get = data.get
+    platform, mention_id, text, created = get("platform"), get("id"), get("text"), get("created_at")
+    if not (type(platform) is str and platform and type(mention_id) is str and mention_id
+            and type(text) is str and text and type(created) is str and created):
+        return None
+    url, author, lang, watch, watch_kind, in_reply_to, thread = (get(name) for name in _OPTIONAL)
+    for value in (url, author, lang, watch, watch_kind, in_reply_to, thread):
+        if value is not None and type(value) is not str:
+            return None
+    if watch_kind and watch_kind not in WATCH_KINDS:
+        return None
+    metrics = get("metrics") or {}
+    if type(metrics) is not dict or get("sentiment") is not None:
+        return None
+    created_at = parse_time(created, "created_at")
+    extra = {} if _KNOWN.issuperset(data) else {k: v for k, v in data.items() if k not in _KNOWN}
+    return cls(platform, mention_id, text, created_at, created_at.timestamp(), url or None, author or None,
+               lang or None, watch or None, watch_kind or None, in_reply_to or None, thread or None,
+               dict(metrics), extra, None)
+
+
 def parse_time(value: Any, name: str = "timestamp") -> datetime:
     """An ISO 8601 timestamp with a zone (`Z` or an offset) as an aware UTC datetime."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -165,7 +208,8 @@ def parse_time(value: Any, name: str = "timestamp") -> datetime:
 
 def format_time(moment: datetime) -> str:
     """UTC, second precision unless there is a fraction, with a Z: the contract's timestamp form."""
-    moment = moment.astimezone(timezone.utc)
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
     spec = "seconds" if moment.microsecond == 0 else "milliseconds"
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 

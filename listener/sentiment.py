@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterable, Mapping
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -35,8 +34,9 @@ class SentimentScorer:
 
     def score(self, text: str) -> Sentiment:
         s = self._analyzer.polarity_scores(text)
-        return Sentiment(compound=s["compound"], pos=s["pos"], neu=s["neu"], neg=s["neg"])
+        return Sentiment(s["compound"], s["pos"], s["neu"], s["neg"])
 
     def score_mentions(self, mentions: Iterable[Mention]) -> list[Mention]:
         """The same mentions with their sentiment filled in."""
-        return [dataclasses.replace(m, sentiment=self.score(m.text)) for m in mentions]
+        score = self.score
+        return [m.with_sentiment(score(m.text)) for m in mentions]

@@ -237,8 +237,8 @@ class Store:
             (
                 m.platform, m.id, m.url, m.author, m.text, m.lang, format_time(m.created_at), m.ts,
                 m.watch, m.watch_kind, m.in_reply_to, m.thread,
-                json.dumps(dict(m.metrics)) if m.metrics else None,
-                json.dumps(dict(m.extra)) if m.extra else None,
+                (json.dumps(m.metrics if type(m.metrics) is dict else dict(m.metrics)) if m.metrics else None),
+                (json.dumps(m.extra if type(m.extra) is dict else dict(m.extra)) if m.extra else None),
                 *(
                     (m.sentiment.compound, m.sentiment.pos, m.sentiment.neu, m.sentiment.neg)
                     if m.sentiment is not None

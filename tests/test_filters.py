@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import re2
 from pydantic import ValidationError
 
-from listener.rules.filters import compile_match, features
+from listener.paths import SHIPPED_RULES
+from listener.rules.filters import RegexBank, _re2_options, _regex_text, compile_match, features
+from listener.rules.loader import load_rules
 from listener.rules.model import Match
 
 
@@ -54,3 +57,39 @@ def test_platform_watch_kind_and_lang(make_mention):
     assert passes({"platforms": ["bluesky"], "watches": ["w1"], "watch_kinds": ["post"], "langs": ["en"]}, m)
     assert not passes({"platforms": ["x"]}, m)
     assert not passes({"watch_kinds": ["hashtag"]}, m)
+
+
+def test_regexes_of_a_rule_set_searched_together_decide_as_one_search_each(make_mention):
+    """The shared RegexBank (one RE2 pass per text) agrees with searching each regex on its own."""
+    patterns: list[str] = [r"\bplate\s+[a-z]{3}\s*\d", "🤡|🙄", r"^\d+$", "."]
+
+    def collect(match: Match | None) -> None:
+        if match is not None:
+            patterns.extend(p for p in (match.regex, match.none_regex) if p)
+            for branch in match.any_of or ():
+                collect(branch)
+
+    for rule in load_rules([SHIPPED_RULES]).rules:
+        collect(rule.match)
+        collect(getattr(rule, "flag", None))
+    bank = RegexBank()
+    indices = [bank.add(p) for p in patterns]
+    alone = [re2.compile(p, options=_re2_options()) for p in patterns]
+    texts = [
+        "I'm going to kill myself tonight", "IM GONNA END IT ALL", "i can’t go on like this", "nobody would miss me",
+        "someone should burn the station down", "Kill all cops.", "partial PLATE bkr 4 on the van", "🤡🤡 clowns",
+        "12345", "", "the suspect was wearing a red hoodie", "want to die of embarrassment lol", "lovely day",
+        "Cops should all be shot", "I’ll find you and stab you", "ſtation", "K",
+    ]
+    for text in texts + [t.upper() for t in texts]:
+        expected = {i for i, r in zip(indices, alone) if r.search(_regex_text(text)) is not None}
+        assert bank.hits(text) == expected, text
+    with pytest.raises(RuntimeError):
+        bank.add("late")
+
+
+def test_regex_and_none_regex_share_one_bank(make_mention):
+    m = make_mention("They were driving a blue van, plate ABC 123")
+    assert passes({"regex": r"plate\s+[a-z]{3}", "none_regex": "scam"}, m)
+    assert not passes({"regex": r"plate\s+[a-z]{3}", "none_regex": "blue van"}, m)
+    assert passes({"any_of": [{"regex": "nothing here"}, {"regex": "BLUE"}]}, m)

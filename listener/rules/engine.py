@@ -21,9 +21,9 @@ from listener.alert import Alert, episode_id
 from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, build_alert, check as _check
-from listener.rules.filters import TextFeatures, features
+from listener.rules.filters import RegexBank, TextFeatures, features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
-from listener.rules.runtime import RuleRuntime, cannot_rise, may_hold, verdict
+from listener.rules.runtime import RuleRuntime, verdict
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
@@ -51,7 +51,8 @@ class Engine:
     def __init__(self, rules: Sequence[RuleBase]) -> None:
         self.now_ts = -math.inf
         self.first_ts: float | None = None  # when the engine started observing: the history baselines have
-        self._runtimes: list[RuleRuntime] = [RuleRuntime(r) for r in rules if r.enabled]
+        bank = RegexBank()  # one regex pass per mention for the whole rule set
+        self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
@@ -173,6 +174,7 @@ class Engine:
         old = self._by_id
         kept: dict[str, RuleRuntime] = {}
         runtimes: list[RuleRuntime] = []
+        bank = RegexBank()  # for the new and changed rules (kept ones keep theirs)
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -182,7 +184,7 @@ class Engine:
                 kept[rule.id] = rt
                 runtimes.append(rt)
             else:
-                runtimes.append(RuleRuntime(rule))
+                runtimes.append(RuleRuntime(rule, bank))
         out: list[Alert] = []
         for rule_id, rt in old.items():
             if rule_id in kept:
@@ -202,30 +204,60 @@ class Engine:
     def process(self, mentions: Iterable[Mention]) -> list[Alert]:
         """Feed scored mentions (in roughly event-time order); return the alerts they cause."""
         out: list[Alert] = []
+        runtimes = self._runtimes
         for m in mentions:
-            if m.ts > self.now_ts:
-                out.extend(self.advance(m.ts))
+            ts = m.ts
+            if ts > self.now_ts:
+                timers = self._timers
+                if timers and timers[0][0] <= ts:
+                    out.extend(self.advance(ts))
+                else:  # no timer comes due: advancing is only moving the clock
+                    if self.first_ts is None or ts < self.first_ts:
+                        self._observed_since(ts)
+                    self.now_ts = ts
             feats = _lazy_features(m)
-            for rt in self._runtimes:
+            for rt in runtimes:
                 if not rt.predicate(m, feats):
                     continue
-                kind = rt.kind
+                key_of = rt.key_of
+                if key_of is not None:  # one group per mention: no list of (key, values) to build
+                    key = key_of(m)
+                    state = rt.groups.get(key)
+                    if state is None:
+                        state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
+                    self._feed(rt, key, state, m, feats, out)
+                    continue
                 for key, values in rt.group_keys(m, feats):
                     state = rt.groups.get(key)
                     if state is None:
-                        state = rt.groups[key] = rt.new_group(values, m.ts)
-                    if kind == "match":
-                        out.extend(self._on_match_mention(rt, key, state, m))
-                    elif kind == "flatline":
-                        if m.ts > state.last_seen_ts:
-                            state.last_seen_ts = m.ts
-                        if state.episode is None and not state.blocked and state.timer_due != math.inf:
-                            continue  # nothing to decide now; the pending timer re-reads last_seen_ts
-                        out.extend(self._evaluate(rt, key, state, m.ts))
-                    else:
-                        out.extend(self._on_window_mention(rt, key, state, m, feats))
-                    self._settle(rt, key, state)
+                        state = rt.groups[key] = rt.new_group(values, ts)
+                    self._feed(rt, key, state, m, feats, out)
         return out
+
+    def _feed(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention, feats: Callable[[], TextFeatures],
+              out: list[Alert]) -> None:
+        """One matching mention into one group of one rule."""
+        window_s = rt.window_s
+        if window_s:  # threshold, spike, sentiment_shift
+            history = state.history
+            if history is not None:
+                history.add(m.ts, m.compound)
+            start = self.now_ts - window_s
+            if m.ts > start:  # else older than the window: too late to count (the baseline keeps it)
+                flag = rt.flag
+                state.add(m, flag(m, feats) if flag is not None else False)
+                state.evict(start)
+                if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
+                    out.extend(self._judge(rt, key, state, m.ts))
+        elif rt.kind == "match":
+            out.extend(self._on_match_mention(rt, key, state, m))
+        else:  # flatline
+            if m.ts > state.last_seen_ts:
+                state.last_seen_ts = m.ts
+            if state.episode is None and not state.blocked and state.timer_due != math.inf:
+                return  # nothing to decide now; the pending timer re-reads last_seen_ts
+            out.extend(self._evaluate(rt, key, state, m.ts))
+        self._settle(rt, key, state)
 
     def record_poll(self, watch: str | None, platform: str, ts: float, ok: bool, error: str | None = None,
                     watch_kind: str | None = None) -> list[Alert]:
@@ -269,7 +301,12 @@ class Engine:
             # Each timer runs at its own due time, so a resolve is stamped when it really happened.
             if due > self.now_ts:
                 self.now_ts = due
-            out.extend(self._on_timer(rt, key, state))
+            if rt.window_s:
+                state.evict(self.now_ts - rt.window_s)
+                if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
+                    out.extend(self._judge(rt, key, state, self.now_ts))
+            else:
+                out.extend(self._on_timer(rt, key, state))
             self._settle(rt, key, state, fired_at=due)
         self.now_ts = now_ts
         return out
@@ -302,10 +339,15 @@ class Engine:
 
     def _settle(self, rt: RuleRuntime, key: str, state: GroupState, fired_at: float | None = None) -> None:
         """After a group changed: forget it if idle, else make sure its next timer is set."""
-        if self._idle(rt, state):
+        w = state.window
+        if w and state.episode is None and not state.blocked:
+            # The common case, as _needs() decides it: a window with nothing open.
+            due = (w[-1].ts if rt.cannot_rise(state) else w[0].ts) + rt.window_s
+        elif self._idle(rt, state):
             rt.groups.pop(key, None)
             return
-        due = self._needs(rt, state)
+        else:
+            due = self._needs(rt, state)
         if due == math.inf or (fired_at is not None and due <= fired_at):
             return  # (a need at or before the timer that just ran would loop; it never should)
         if due < state.timer_due:
@@ -336,8 +378,8 @@ class Engine:
                     due = min(due, state.quiet_until)
             return due
         if state.window:
-            window_s: float = rule.window  # type: ignore[attr-defined]
-            if ep is None and not state.blocked and cannot_rise(rt, state):
+            window_s = rt.window_s
+            if ep is None and not state.blocked and rt.cannot_rise(state):
                 due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
             else:
                 due = state.window[0].ts + window_s  # the next mention to leave the window
@@ -358,30 +400,20 @@ class Engine:
         return due
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
+        """A timer of a match or flatline rule (window kinds are handled in `advance`)."""
         if rt.kind == "match":
             return self._evaluate_match(rt, key, state)
-        if rt.kind != "flatline":
-            state.evict(self.now_ts - rt.rule.window)  # type: ignore[attr-defined]
         return self._evaluate(rt, key, state, self.now_ts)
 
     # -- window kinds and flatline ---------------------------------------------------
 
-    def _on_window_mention(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention,
-                           feats: Callable[[], TextFeatures]) -> list[Alert]:
-        rule = rt.rule
-        assert isinstance(rule, WindowRule)
-        if state.history is not None:
-            state.history.add(m.ts, m.compound)
-        start = self.now_ts - rule.window
-        if m.ts <= start:
-            return []  # older than the window: too late to count (the baseline keeps it)
-        state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
-        state.evict(start)
-        return self._evaluate(rt, key, state, m.ts)
-
     def _evaluate(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
-        if state.episode is None and not state.blocked and not may_hold(rt, state, self.now_ts, self.first_ts):
+        if state.episode is None and not state.blocked and not rt.holds_now(state, self.now_ts, self.first_ts):
             return []  # the common case, decided without building metrics and checks
+        return self._judge(rt, key, state, trigger_ts)
+
+    def _judge(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
+        """The full verdict, with metrics and checks, and what it means for the group's episode."""
         holds, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
         return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
 
@@ -511,11 +543,12 @@ def same_definition(a: RuleBase, b: RuleBase) -> bool:
 
 
 def _lazy_features(m: Mention) -> Callable[[], TextFeatures]:
-    cached: list[TextFeatures] = []
+    cached: TextFeatures | None = None
 
     def feats() -> TextFeatures:
-        if not cached:
-            cached.append(features(m.text))
-        return cached[0]
+        nonlocal cached
+        if cached is None:
+            cached = features(m.text)
+        return cached
 
     return feats

@@ -6,15 +6,16 @@ decides what to do with a verdict (open, escalate or resolve an episode).
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable
 
 from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
-from listener.rules.filters import Predicate, TextFeatures, compile_match, compile_poll_match
+from listener.rules.filters import Predicate, RegexBank, TextFeatures, compile_match, compile_poll_match
 from listener.rules.model import (
-    BaselineRule, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
+    BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
 from listener.rules.state import GroupState
 
@@ -24,14 +25,17 @@ RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall 
 class RuleRuntime:
     """One rule, compiled, with its per-group state."""
 
-    def __init__(self, rule: RuleBase) -> None:
+    def __init__(self, rule: RuleBase, bank: RegexBank | None = None) -> None:
+        """`bank`: where the rule's regexes go, shared by the rules of one engine (see RegexBank)."""
         self.rule = rule
         self.kind: str = rule.kind  # type: ignore[attr-defined]
-        self.predicate: Predicate = compile_match(rule.match)
+        bank = bank if bank is not None else RegexBank()
+        self.predicate: Predicate = compile_match(rule.match, bank)
         flag = getattr(rule, "flag", None)
-        self.flag: Predicate | None = compile_match(flag) if flag is not None else None
+        self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
+        self.window_s: float = rule.window if isinstance(rule, WindowRule) else 0.0
         self.groups: dict[str, GroupState] = {}
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
         # of them is false, the window need not be watched as it drains (see Engine._needs).
@@ -41,6 +45,14 @@ class RuleRuntime:
         self.combine_all = getattr(rule, "combine", "all") == "all"
         self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
         self.unready_reason = ""
+        # Compiled once: the hot path calls these for every mention and every timer.
+        self.holds_now: Callable[[GroupState, float, float | None], bool] = _compile_holds_now(self)
+        self.cannot_rise: Callable[[GroupState], bool] = _compile_cannot_rise(self)
+        self.key_of: Callable[[Mention], str] | None = None  # when every mention falls in exactly one group
+        self.key_values: Callable[[Mention], dict[str, str]] = lambda m: {}
+        single = _compile_key(rule)
+        if single is not None:
+            self.key_of, self.key_values = single
 
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         state = GroupState(values)
@@ -50,18 +62,11 @@ class RuleRuntime:
         return state
 
     def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
-        by = self.rule.group_by
-        if not by:
-            if self.kind == "match":
-                # Without group_by every matching mention is its own episode.
-                return [(f"mention={m.platform}:{m.id}", {"mention": f"{m.platform}:{m.id}"})]
-            return [("all", {})]
-        if len(by) == 1 and by[0] != "hashtag":
-            only: str = by[0]
-            value = _group_value(m, only)
-            return [(f"{only}={value}", {only: value})]
+        """The groups a matching mention belongs to: (key, values) each (see also `key_of`)."""
+        if self.key_of is not None:
+            return [(self.key_of(m), self.key_values(m))]
         combos: list[dict[str, str]] = [{}]
-        for name in by:
+        for name in self.rule.group_by:
             if name == "hashtag":
                 tags = feats().hashtags
                 if not tags:
@@ -112,6 +117,35 @@ def may_hold(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | N
                 or (rule.failing_for is not None and state.first_fail_ts is not None
                     and now - state.first_fail_ts >= rule.failing_for))
     return True
+
+def condition_holds(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> bool:
+    """`verdict(...)[0]` without building metrics and checks, for the common case where nothing is open.
+
+    It tests the same rounded values against the same bounds, and counts an evaluation that
+    lacked history exactly as `verdict` does.
+    """
+    rule = rt.rule
+    if isinstance(rule, ThresholdRule):
+        return may_hold(rt, state, now, first_ts)  # exact for thresholds: the same values, the same bounds
+    if isinstance(rule, SpikeRule):
+        count = len(state.window)
+        base = baseline(rt, state, now, first_ts)
+        if not base.ready:
+            return _unready(rt, base.reason, count >= rule.min_count)
+        if count < rule.min_count or count < rule.factor * base.count:
+            return False
+        return base.mad is None or rule.min_mads <= 0 or count >= base.count + rule.min_mads * base.mad
+    if isinstance(rule, SentimentShiftRule):
+        count = len(state.window)
+        base = baseline(rt, state, now, first_ts)
+        if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
+            reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {rule.min_baseline_count}"
+            return _unready(rt, reason, count >= rule.min_count)
+        if count < rule.min_count:  # (min_count >= 1, so the window is not empty below)
+            return False
+        return round(base.mean - round(state.sum_compound / count, 4), 4) >= rule.drop
+    return verdict(rt, state, now, first_ts)[0]
+
 
 def verdict(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> tuple[bool, dict[str, Any], list[Check]]:
     rule = rt.rule
@@ -198,6 +232,131 @@ def _flatline_verdict(rule: FlatlineRule, state: GroupState, now: float) -> tupl
         checks.append(_check("failing_s", ">=", rule.failing_for, failing if state.failed_polls else None,
                              "every poll failed"))
     return any(c["met"] for c in checks), metrics, checks
+
+
+def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[Mention], dict[str, str]]] | None:
+    """For a rule whose mentions each fall in one group: the group key of a mention, and its values.
+
+    The key is the same string `group_keys` builds in general; the values are built only when a
+    group is created. None for rules grouped by hashtag (a mention may have several, or none).
+    """
+    by = rule.group_by
+    if not by:
+        if rule.kind == "match":  # type: ignore[attr-defined]
+            # Without group_by every matching mention is its own episode.
+            return (lambda m: "mention=" + m.platform + ":" + m.id), (lambda m: {"mention": f"{m.platform}:{m.id}"})
+        return (lambda m: "all"), (lambda m: {})
+    if "hashtag" in by:
+        return None
+    names = tuple(by)
+    values_of: Callable[[Mention], dict[str, str]] = lambda m: {name: _group_value(m, name) for name in names}
+    if len(names) > 1:
+        return (lambda m: ",".join([f"{name}={_group_value(m, name)}" for name in names])), values_of
+    name = names[0]
+    prefix = name + "="
+    key_of: Callable[[Mention], str]
+    if name == "thread":
+        key_of = lambda m: prefix + (m.thread or m.in_reply_to or m.id)
+    elif name == "watch":
+        key_of = lambda m: prefix + (m.watch or "-")
+    elif name == "author":
+        key_of = lambda m: prefix + (m.author or "-")
+    else:
+        key_of = lambda m: prefix + m.platform
+    return key_of, values_of
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
+}
+
+
+def _metric(name: str) -> Callable[[GroupState], float | None]:
+    """One window metric of a group, exactly as `GroupState.value` gives it."""
+    if name == "count":
+        return lambda s: len(s.window)
+    if name == "unique_authors":
+        return lambda s: len(s.authors)
+    if name == "flagged":
+        return lambda s: s.n_flag
+    if name == "share_negative":
+        return lambda s: round(s.n_neg / n, 4) if (n := len(s.window)) else 0.0
+    if name == "share_positive":
+        return lambda s: round(s.n_pos / n, 4) if (n := len(s.window)) else 0.0
+    if name == "share_neutral":
+        return lambda s: round((n - s.n_neg - s.n_pos) / n, 4) if (n := len(s.window)) else 0.0
+    if name == "mean_compound":
+        return lambda s: round(s.sum_compound / n, 4) if (n := len(s.window)) else None
+    if name == "share_flagged":
+        return lambda s: round(s.n_flag / n, 4) if (n := len(s.window)) else 0.0
+    return lambda s: s.value(name)
+
+
+def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
+    """`c.holds(state.value(c.metric))`, as one closure."""
+    get, op, bound = _metric(c.metric), _OPS[c.op], c.bound
+    if c.metric in ("count", "unique_authors", "flagged"):
+        return lambda s: op(get(s), bound)  # never None
+    return lambda s: (v := get(s)) is not None and op(v, bound)
+
+
+def _all_or_any(tests: list[Callable[[GroupState], bool]], combine_all: bool) -> Callable[[GroupState], bool]:
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return (lambda s: a(s) and b(s)) if combine_all else (lambda s: a(s) or b(s))
+    chain = tuple(tests)
+    if combine_all:
+        return lambda s: all(t(s) for t in chain)
+    return lambda s: any(t(s) for t in chain)
+
+
+def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | None], bool]:
+    """`may_hold(...) and condition_holds(...)` for one rule: the test of a group with nothing open."""
+    rule = rt.rule
+    if isinstance(rule, ThresholdRule):
+        test = _all_or_any([_condition_test(c) for c in rule.conditions], rule.combine == "all")
+        return lambda state, now, first_ts: test(state)
+    if isinstance(rule, SpikeRule):
+        min_count, factor, min_mads = rule.min_count, rule.factor, rule.min_mads
+
+        def spike_holds(state: GroupState, now: float, first_ts: float | None) -> bool:
+            n = len(state.window)
+            if n < min_count:
+                return False
+            base = baseline(rt, state, now, first_ts)
+            if not base.ready:
+                return _unready(rt, base.reason, True)
+            if n < factor * base.count:
+                return False
+            return base.mad is None or min_mads <= 0 or n >= base.count + min_mads * base.mad
+
+        return spike_holds
+    if isinstance(rule, SentimentShiftRule):
+        shift_min = rule.min_count
+
+        def shift_holds(state: GroupState, now: float, first_ts: float | None) -> bool:
+            return len(state.window) >= shift_min and condition_holds(rt, state, now, first_ts)
+
+        return shift_holds
+    return lambda state, now, first_ts: (may_hold(rt, state, now, first_ts)
+                                         and condition_holds(rt, state, now, first_ts))
+
+
+def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
+    """`cannot_rise(rt, state)` for one rule, as one closure."""
+    rule = rt.rule
+    if isinstance(rule, (SpikeRule, SentimentShiftRule)):
+        min_count = rule.min_count
+        return lambda s: len(s.window) < min_count
+    if rt.combine_all:
+        if not rt.rising:
+            return lambda s: False
+        rising = _all_or_any([_condition_test(c) for c in rt.rising], True)
+        return lambda s: not rising(s)
+    all_rising = rt.all_rising
+    return lambda s: all_rising
 
 
 def _group_value(m: Mention, name: str) -> str:

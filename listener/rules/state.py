@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ class GroupState:
     n_pos: int = 0
     n_flag: int = 0
     sum_compound: float = 0.0
-    authors: Counter[str] = field(default_factory=Counter)
+    authors: dict[str, int] = field(default_factory=dict)  # author -> mentions in the window
     history: History | None = None
     episode: Episode | None = None
     quiet_until: float = -math.inf
@@ -77,14 +77,16 @@ class GroupState:
     def add(self, m: Mention, flagged: bool = False) -> None:
         self.last = m
         w = self.window
-        if not w or m.ts >= w[-1].ts:
+        ts = m.ts
+        if not w or ts >= w[-1].ts:
             w.append(m)
             self.flags.append(flagged)
         else:  # a late mention: keep the window in event-time order
-            index = bisect.bisect_right([x.ts for x in w], m.ts)
+            index = bisect.bisect_right([x.ts for x in w], ts)
             w.insert(index, m)
             self.flags.insert(index, flagged)
-        c = m.compound
+        s = m.sentiment
+        c = s.compound if s is not None else 0.0
         self.sum_compound += c
         if c <= NEG:
             self.n_neg += 1
@@ -92,31 +94,46 @@ class GroupState:
             self.n_pos += 1
         if flagged:
             self.n_flag += 1
-        if m.author:
-            self.authors[m.author] += 1
+        author = m.author
+        if author:
+            authors = self.authors
+            authors[author] = authors.get(author, 0) + 1
 
     def evict(self, until_ts: float) -> None:
         """Drop mentions at or before `until_ts`: the window is (now - window, now]."""
         w = self.window
+        if not w or w[0].ts > until_ts:
+            return
+        if w[-1].ts <= until_ts:
+            self._clear()  # the whole window leaves (a group about to be forgotten): no need to count down
+            return
         flags = self.flags
+        authors = self.authors
         while w and w[0].ts <= until_ts:
             m = w.popleft()
             if flags.popleft():
                 self.n_flag -= 1
-            c = m.compound
+            s = m.sentiment
+            c = s.compound if s is not None else 0.0
             self.sum_compound -= c
             if c <= NEG:
                 self.n_neg -= 1
             elif c >= POS:
                 self.n_pos -= 1
-            if m.author:
-                left = self.authors[m.author] - 1
+            author = m.author
+            if author:
+                left = authors[author] - 1
                 if left:
-                    self.authors[m.author] = left
+                    authors[author] = left
                 else:
-                    del self.authors[m.author]
-        if not w:
-            self.sum_compound = 0.0  # no float drift on an empty window
+                    del authors[author]
+
+    def _clear(self) -> None:
+        self.window.clear()
+        self.flags.clear()
+        self.authors.clear()
+        self.n_neg = self.n_pos = self.n_flag = 0
+        self.sum_compound = 0.0  # as counting down would leave it: an empty window has no float drift
 
     def value(self, metric: str) -> float | None:
         """One window metric, exactly as `metrics()` gives it, without building the whole dict."""
