@@ -153,3 +153,70 @@ async def test_wrong_ca_or_password_is_a_clear_error_and_is_retried(secure_broke
     await relay.close(drain_timeout_s=1)
     await runner
     store.close()
+
+
+class MutualTlsMosquitto(SecureMosquitto):
+    """As SecureMosquitto, and every client must show a certificate signed by the CA."""
+
+    def write_config(self) -> Path:
+        conf = super().write_config()
+        conf.write_text(conf.read_text() + "require_certificate true\n")
+        return conf
+
+
+def make_client_cert(directory: Path, ca_key: Path, ca_crt: Path) -> tuple[Path, Path]:
+    key, csr, crt = directory / "client.key", directory / "client.csr", directory / "client.crt"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=social-listener")
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+            "-days", "2")
+    return key, crt
+
+
+async def test_client_certificate_is_presented_when_the_broker_requires_one(tmp_path, make_mention):
+    d = tmp_path / "mtls"
+    d.mkdir()
+    ca_key, ca_crt = make_ca(d, "ca")
+    make_server_cert(d, ca_key, ca_crt)
+    client_key, client_crt = make_client_cert(d, ca_key, ca_crt)
+    write_password_file(d / "passwd", "listener", PASSWORD)
+    (tmp_path / "mqtt-password").write_text(PASSWORD + "\n")
+    broker = MutualTlsMosquitto(d)
+    broker.start()
+    try:
+        base = broker_config(broker, tmp_path)
+        without = base.settings()
+        with_cert = base.model_copy(update={"cert_file": str(client_crt), "key_file": str(client_key)}).settings()
+        store = Store(tmp_path / "daemon.db")
+
+        # Without a certificate the broker drops us after the handshake (TLS 1.3 reports it late, so
+        # the client sees no CONNACK): an error, retried, never a connection.
+        relay = AlertRelay(store, without, backoff_initial_s=0.1, backoff_max_s=0.2, timeout_s=2)
+        runner = asyncio.create_task(relay.run())
+        deadline = asyncio.get_running_loop().time() + 20
+        while relay.stats.connect_failures < 2:
+            assert asyncio.get_running_loop().time() < deadline, relay.last_error
+            assert not runner.done()
+            await asyncio.sleep(0.05)
+        assert not relay.connected
+        await relay.close(drain_timeout_s=1)
+        await runner
+
+        # With one, alerts flow.
+        pipeline = Pipeline.resume(store, SentimentScorer(),
+                                   Engine(load_rules([write_rules(tmp_path / "rules")]).rules))
+        relay = AlertRelay(store, with_cert, renotify_after_s=0)
+        runner = asyncio.create_task(relay.run())
+        context = ssl.create_default_context(cafile=str(d / "ca.crt"))
+        context.load_cert_chain(str(client_crt), str(client_key))
+        async with aiomqtt.Client("127.0.0.1", broker.port, username="listener", password=PASSWORD,
+                                  tls_context=context, timeout=10) as sub:
+            await sub.subscribe("metro/alerts/#", qos=1)
+            (alert,) = pipeline.ingest([make_mention("help me", author="kim")]).alerts
+            relay.wake()
+            message = await asyncio.wait_for(anext(sub.messages), 10)
+        assert json.loads(message.payload)["id"] == alert.id  # type: ignore[arg-type]
+        await relay.close(drain_timeout_s=2)
+        await runner
+        store.close()
+    finally:
+        broker.stop()
