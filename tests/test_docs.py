@@ -61,3 +61,14 @@ def test_every_metric_is_in_the_readme():
     names = {m.name for m in metrics.registry.collect()}
     missing = [n for n in names if n not in README]
     assert not missing, f"metrics not documented in README.md: {missing}"
+
+
+def test_rule_examples_in_the_readme_are_valid(tmp_path):
+    from listener.rules import load_rules
+
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if re.search(r"(?m)^rules:", b)]
+    assert blocks, "the README shows a rule"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example{i}.yaml"
+        path.write_text(block)
+        assert load_rules([path]).rules
