@@ -23,7 +23,7 @@ import aiohttp
 
 from listener import __version__
 from listener.config import LoadedConfig, load_config
-from listener.errors import ConfigError
+from listener.errors import ConfigError, ListenerError
 from listener.health import HealthServer
 from listener.logs import configure_logging, redact
 from listener.metrics import Metrics
@@ -99,7 +99,12 @@ class Daemon:
             self.health_server = None
             if self.config.health.listen:
                 self.health_server = HealthServer(self.config.health.listen, self.health_report, self.metrics)
-                await self.health_server.start()
+                try:
+                    await self.health_server.start()
+                except OSError as exc:
+                    self.store.close()
+                    raise ListenerError(f"cannot listen on {self.config.health.listen} (health.listen): "
+                                        f"{exc.strerror or exc}") from None
             try:
                 async with asyncio.TaskGroup() as group:
                     self._start(group, "relay", self.relay.run)

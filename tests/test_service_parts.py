@@ -182,3 +182,17 @@ def test_run_refuses_to_start_when_a_secret_cannot_be_read(tmp_path):
     assert result.returncode == 1
     assert f"{path}:3:" in result.stderr and "cannot read secret file /nonexistent/x-token" in result.stderr
     assert not (tmp_path / "l.db").exists()
+
+
+def test_run_says_so_when_the_health_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "config.yaml"
+        path.write_text(f"store: {{path: {tmp_path / 'l.db'}}}\nhealth: {{listen: '127.0.0.1:{port}'}}\n"
+                        "broker: {url: 'mqtt://127.0.0.1:1'}\n")
+        result = run_cli("run", "--config", str(path), timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (health.listen)" in result.stderr
+    assert "Traceback" not in result.stderr
