@@ -87,7 +87,9 @@ class Daemon:
         async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": _user_agent()}) as session:
             self.session = session
             self.sources = {name: _TimedSource(source, self.metrics)
-                            for name, source in build_sources(self.config.sources, session).items()}
+                            for name, source in build_sources(
+                                self.config.sources, session,
+                                needed={p for w in self.config.watches for p, _ in w.jobs()}).items()}
             self.scheduler = PollScheduler(
                 self.sources, get_cursor=self.store.get_cursor, on_batch=self._on_batch, on_poll=self._on_poll,
                 max_concurrent_per_platform=self.config.daemon.polls_per_platform,

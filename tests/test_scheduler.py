@@ -214,3 +214,12 @@ async def test_scheduled_polls_store_mentions_and_cursors_through_the_pipeline(m
     newest = max(s.id for s in masto.statuses)
     assert store.get_cursor("mastodon:tag") == f'{{"min_id":"{newest}"}}'
     store.close()
+
+
+async def test_public_platforms_need_no_sources_section_but_others_do(session):
+    from listener.sources import build_sources
+    from listener.sources.settings import SourcesConfig
+
+    built = build_sources(SourcesConfig(), session, needed=["rss", "mastodon", "x", "bluesky"])
+    assert sorted(built) == ["mastodon", "rss"]  # X and Bluesky search need credentials
+    assert build_sources(SourcesConfig(), session) == {}

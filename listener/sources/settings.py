@@ -99,7 +99,8 @@ class RssSettings(PlatformSettings):
 
 
 class SourcesConfig(_Strict):
-    """One optional section per platform; a platform without a section is not polled."""
+    """One optional section per platform. A platform without one is not polled, except RSS and Mastodon
+    (public timelines), which then run with their defaults."""
 
     bluesky: BlueskySettings | None = None
     mastodon: MastodonSettings | None = None
