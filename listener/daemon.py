@@ -68,6 +68,8 @@ class Daemon:
         self.metrics.rules_loaded.set(len(ruleset.rules))
         self.pipeline = Pipeline.resume(self.store, SentimentScorer(config.sentiment.lexicon), self.engine,
                                         now_ts=time.time())
+        retention_s = config.store.retention_days * 86400
+        self.pipeline.horizon = lambda: time.time() - retention_s
         self.reloader = RuleReloader(self.engine, self.loaded.rule_paths())
         self.metrics.track_outbox(self.store.pending_count)
         self.relay = AlertRelay(self.store, broker, renotify_after_s=config.alerts.renotify_after,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from listener.alert import Alert
 from listener.mention import Mention
@@ -24,6 +24,7 @@ class IngestResult:
     received: int
     new: list[Mention] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    too_old: int = 0  # older than the retention horizon: dropped, see Pipeline.horizon
 
 
 class Pipeline:
@@ -31,6 +32,11 @@ class Pipeline:
         self.store = store
         self.scorer = scorer
         self.engine = engine
+        # The daemon sets this to "now minus store.retention_days". A mention older than that may
+        # have been stored and pruned already, so dedupe cannot recognise it: taking it would alert
+        # again on a post the comms team heard about a month ago (a thread re-read by a post
+        # watch, a feed that keeps old entries). Replays leave it unset.
+        self.horizon: Callable[[], float] | None = None
         self._saved_state: str | None = None
 
     @classmethod
@@ -54,6 +60,11 @@ class Pipeline:
 
     def ingest(self, mentions: Sequence[Mention], cursor: tuple[str, str] | None = None) -> IngestResult:
         """Store and evaluate the mentions not seen before; commit `cursor` (source, value) with them."""
+        received, too_old = len(mentions), 0
+        if self.horizon is not None:
+            cutoff = self.horizon()
+            kept = [m for m in mentions if m.ts >= cutoff]
+            too_old, mentions = len(mentions) - len(kept), kept
         new = self.store.new_mentions(mentions)
         scored = sorted(self.scorer.score_mentions(new), key=lambda m: m.ts)
         with self.store.transaction():
@@ -65,7 +76,7 @@ class Pipeline:
             if cursor is not None:
                 self.store.set_cursor(*cursor)
         self._saved_state = state
-        return IngestResult(received=len(mentions), new=scored, alerts=alerts)
+        return IngestResult(received=received, new=scored, alerts=alerts, too_old=too_old)
 
     def tick(self, now_ts: float) -> list[Alert]:
         """Advance the engine's clock (windows empty, episodes resolve) and queue what that causes."""

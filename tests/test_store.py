@@ -89,3 +89,25 @@ def test_transaction_rolls_back_everything(tmp_path, make_mention):
             raise RuntimeError("crash in the middle")
     assert store.mention_count() == 0
     assert store.get_cursor("c") is None
+
+
+def test_a_mention_older_than_retention_is_not_taken_again_after_pruning(tmp_path, make_mention):
+    """A thread re-read a month later must not re-alert on a crisis post already handled."""
+    from listener.pipeline import Pipeline
+    from listener.rules import Engine
+    from listener.rules.model import MatchRule
+    from listener.sentiment import SentimentScorer
+
+    rule = MatchRule.model_validate({"id": "crisis", "kind": "match", "match": {"any": ["want to die"]}})
+    store = Store(tmp_path / "s.db")
+    pipeline = Pipeline(store, SentimentScorer(), Engine([rule]))
+    old = make_mention("I want to die", at_s=0, scored=False)
+    assert len(pipeline.ingest([old]).alerts) == 1
+    # 31 days later: retention pruned it, and a post watch re-reads the thread it is in.
+    now = old.ts + 31 * 86400
+    store.prune(now - 30 * 86400)
+    pipeline.horizon = lambda: now - 30 * 86400
+    again = pipeline.ingest([old, make_mention("I want to die too", at_s=31 * 86400, scored=False)])
+    fired = [a.samples[0].text for a in again.alerts if a.status == "firing"]
+    assert again.too_old == 1 and fired == ["I want to die too"]
+    assert store.mention_count() == 1
