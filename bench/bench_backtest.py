@@ -44,7 +44,8 @@ def replay(path: Path, rules: Path) -> tuple[float, int, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = benchlib.parser(NAME, __doc__.splitlines()[0], n=1_000_000)
-    p.add_argument("--rules", type=Path, default=benchlib.SHIPPED_RULES, help="rule files (default: the shipped library)")
+    p.add_argument("--rules", type=Path, default=benchlib.SHIPPED_RULES,
+                   help="rule files (default: the shipped library)")
     p.add_argument("--busy-per-day", type=int, default=10_000,
                    help="mentions a day of a busy service, for the goal (default 10,000)")
     args = p.parse_args(argv)

@@ -160,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    print(f"\nRule engine: {n} mentions, {result['rules']} rules ({len(shipped)} shipped), {args.days:g} days of event time")
-    print(f"  {'engine':<8} {result['engine_mentions_per_s']:>9,} mentions/s  ({engine_s:.1f} s, {alerts} alert messages)")
+    print(f"\nRule engine: {n} mentions, {result['rules']} rules ({len(shipped)} shipped), "
+          f"{args.days:g} days of event time")
+    print(f"  {'engine':<8} {result['engine_mentions_per_s']:>9,} mentions/s  "
+          f"({engine_s:.1f} s, {alerts} alert messages)")
     print(f"  {'VADER':<8} {result['vader_texts_per_s']:>9,} texts/s     ({vader_s:.1f} s, same texts)")
     print(f"  {'at':>5} {'RSS MB':>8} {'groups':>8} {'windowed':>9} {'timers':>7}")
     for row in memory:
-        print(f"  {row['percent']:>4}% {row['rss_mb']:>8} {row['groups']:>8} {row['windowed_mentions']:>9} {row['timers']:>7}")
+        print(f"  {row['percent']:>4}% {row['rss_mb']:>8} {row['groups']:>8} "
+              f"{row['windowed_mentions']:>9} {row['timers']:>7}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

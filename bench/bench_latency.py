@@ -16,7 +16,8 @@ Variants (`--variant`, several allowed; default all three):
              HTTP source, pipeline and outbox relay. Also samples the daemon's RSS.
   jetstream  `listener run` with Bluesky Jetstream enabled: a fake Jetstream
              (tests/fakes/jetstream.py) pushes the wave over its WebSocket amid a firehose of
-             other posts (a few name our handle, and match); Bluesky search is polled too, against a fake that finds nothing.
+             other posts (a few name our handle, and match); Bluesky search is polled too, against a
+             fake that finds nothing.
              `--flush S` sets the daemon's `jetstream.flush_s`, the batching that bounds this wait.
   inprocess  A poll loop in this process: a fake Source polled on a fixed-rate schedule,
              `Pipeline.ingest` and `drain_outbox` through `MqttPublisher`. The daemon's work per
@@ -233,7 +234,8 @@ class Subscriber:
 
     async def run(self) -> None:
         settings = parse_broker_url(self.broker_url)
-        async with aiomqtt.Client(settings.host, settings.port, identifier=f"bench-latency-sub-{self.prefix}") as client:
+        identifier = f"bench-latency-sub-{self.prefix}"
+        async with aiomqtt.Client(settings.host, settings.port, identifier=identifier) as client:
             await client.subscribe(f"{self.prefix}/alerts/#", qos=1)
             self.ready.set()
             async for message in client.messages:
@@ -347,7 +349,8 @@ def report(variant: Variant, outcome: dict[str, Any], runs: int) -> dict[str, An
               f"max {rss['max']:.1f} MB (VmHWM {rss['hwm']:.1f} MB), {rss['samples']} samples")
     if "poll_gap_s" in extra:
         gap = extra["poll_gap_s"]
-        print(f"polls of the fake: {gap['polls']}, {gap['min']:.2f} to {gap['max']:.2f} s apart (median {gap['p50']:.2f})")
+        print(f"polls of the fake: {gap['polls']}, {gap['min']:.2f} to {gap['max']:.2f} s apart "
+              f"(median {gap['p50']:.2f})")
     if extra.get("exit_code") not in (None, 0):
         print(f"\nthe daemon exited with {extra['exit_code']} on SIGTERM (expected 0)")
     met = bool(samples) and outcome["missed"] == 0 and outcome["early"] == 0 and \

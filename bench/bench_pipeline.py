@@ -127,7 +127,8 @@ def _short(file: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = benchlib.parser(NAME, __doc__.splitlines()[0], n=200_000)
     p.add_argument("--batch", type=int, default=500, help="mentions per ingest call, like one poll cycle (default 500)")
-    p.add_argument("--rules", type=Path, default=benchlib.SHIPPED_RULES, help="rule files (default: the shipped library)")
+    p.add_argument("--rules", type=Path, default=benchlib.SHIPPED_RULES,
+                   help="rule files (default: the shipped library)")
     p.add_argument("--profile", type=int, default=20_000, metavar="N",
                    help="also profile the pipeline on the first N mentions (0: no profile; default 20,000)")
     args = p.parse_args(argv)

@@ -221,7 +221,8 @@ class DaemonPoll(_DaemonVariant):
         self.daemon.write_config(
             broker_url, prefix, self.name,
             sources=f'  x: {{base_url: "{self.fake.base_url}", bearer_token: {{env: LISTENER_X_TOKEN}}}}',
-            watch=f"{{id: metro-police, kind: account, targets: {{x: {OUR_X_HANDLE}}}, interval: {self.interval_s:g}s}}")
+            watch=(f"{{id: metro-police, kind: account, targets: {{x: {OUR_X_HANDLE}}}, "
+                   f"interval: {self.interval_s:g}s}}"))
         await self.daemon.start({"LISTENER_X_TOKEN": TOKEN})
         # Ready: the relay is connected and the first poll has reached the fake (start-up spreads it).
         await self.daemon.wait_until(lambda: self.daemon.logged("broker: connected"), "the broker connection")

@@ -50,8 +50,9 @@ WATCH_WEIGHTS = {"metro-police": 30, "const-daniels": 14, "sgt-rivera": 12, "off
 PLATFORM_WEIGHTS = {"x": 45, "bluesky": 25, "instagram": 20, "mastodon": 10}
 
 SUBJECTS = [
-    "the road safety talk at my kid's school", "the new crosswalk on Elm", "the parade route", "response times in the east end",
-    "the bike thefts near the library", "the community BBQ", "the speed trap on Queen St", "the noise complaints on Elm St",
+    "the road safety talk at my kid's school", "the new crosswalk on Elm", "the parade route",
+    "response times in the east end", "the bike thefts near the library", "the community BBQ",
+    "the speed trap on Queen St", "the noise complaints on Elm St",
     "the youth league", "the lost and found desk", "the traffic lights at King & 3rd", "the non-emergency line",
     "the station on 5th", "the food drive", "the lip-sync video", "the new patrol cars", "the car break-ins downtown",
     "the winter coat drive", "the school crossing guards", "the transit station", "the protest on Saturday",
@@ -101,7 +102,8 @@ TIPS = [
     "anonymous tip: the stolen bikes are in the garage on 4th", "I know who broke the car windows on Queen",
 ]
 SYLLABLES = ["al", "ex", "sam", "jo", "dan", "ri", "ley", "mor", "gan", "kay", "lee", "pat", "ro", "bin", "sky",
-             "chris", "dee", "fran", "kie", "mel", "nat", "ari", "tay", "lor", "quinn", "dev", "on", "max", "zo", "ella"]
+             "chris", "dee", "fran", "kie", "mel", "nat", "ari", "tay", "lor", "quinn", "dev", "on", "max", "zo",
+             "ella"]
 SUFFIXES = ["", "", "_k", "_city", "88", "_runs", "writes", "_t", "2010", "_nb", "x", "_local", "_dad", "_mum",
             "_photo", "_dev", "_eats", "_reads", "99", "_on_bikes"]
 

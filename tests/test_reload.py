@@ -1,4 +1,4 @@
-"""Hot reload: unchanged rules keep their state, bad files keep the last good rules and alert, the watcher notices edits."""
+"""Hot reload: unchanged rules keep state, bad files keep the last good rules and alert, the watcher sees edits."""
 
 from __future__ import annotations
 

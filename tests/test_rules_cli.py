@@ -105,7 +105,8 @@ def test_rules_test_passes_and_fails_with_expected_against_actual(tmp_path):
     assert result.returncode == 1
     assert f"PASS {test}:3 three fire" in result.stdout
     assert f"FAIL {test}:8 two do not" in result.stdout
-    assert "    expected: r-threshold firing\n    actual:   no alerts\n    missing:  r-threshold firing" in result.stdout
+    assert ("    expected: r-threshold firing\n    actual:   no alerts\n    missing:  r-threshold firing"
+            in result.stdout)
     assert "1 passed, 1 failed" in result.stderr
     assert rules.exists()
 
