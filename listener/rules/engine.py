@@ -21,7 +21,7 @@ from listener.alert import Alert, episode_id
 from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, build_alert, check as _check
-from listener.rules.filters import FilterMemo, Predicate, RegexBank, TextFeatures, features, metadata_key
+from listener.rules.filters import FilterMemo, RegexBank, TextFeatures, features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
 from listener.rules.runtime import RuleRuntime, verdict
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
@@ -30,7 +30,6 @@ WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
 MAX_EPISODE_AUTHORS = 1000
-MAX_ROUTES = 4096
 
 
 class Engine:
@@ -55,9 +54,6 @@ class Engine:
         bank, memo = RegexBank(), FilterMemo()  # one regex pass, and each distinct filter once, per mention
         self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank, memo) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
-        # Which rules a mention from (watch kind, platform, watch, lang) can match at all, and the
-        # rest of their filter: built on first sight of each combination, in rule order.
-        self._routes: dict[tuple[str | None, str, str | None, str | None], list[tuple[RuleRuntime, Predicate | None]]] = {}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
 
@@ -201,7 +197,6 @@ class Engine:
                     state.episode = None
         self._runtimes = runtimes
         self._by_id = {rt.rule.id: rt for rt in runtimes}
-        self._routes = {}
         return out
 
     # -- input ---------------------------------------------------------------------
@@ -209,7 +204,7 @@ class Engine:
     def process(self, mentions: Iterable[Mention]) -> list[Alert]:
         """Feed scored mentions (in roughly event-time order); return the alerts they cause."""
         out: list[Alert] = []
-        routes = self._routes
+        runtimes = self._runtimes
         for m in mentions:
             ts = m.ts
             if ts > self.now_ts:
@@ -221,12 +216,8 @@ class Engine:
                         self._observed_since(ts)
                     self.now_ts = ts
             feats = _lazy_features(m)
-            route_key = metadata_key(m)
-            route = routes.get(route_key)
-            if route is None:
-                route = self._route(m, route_key)
-            for rt, rest in route:
-                if rest is not None and not rest(m, feats):
+            for rt in runtimes:
+                if not rt.predicate(m, feats):
                     continue
                 key_of = rt.key_of
                 if key_of is not None:  # one group per mention: no list of (key, values) to build
@@ -242,14 +233,6 @@ class Engine:
                         state = rt.groups[key] = rt.new_group(values, ts)
                     self._feed(rt, key, state, m, feats, out)
         return out
-
-    def _route(self, m: Mention, key: tuple[str | None, str, str | None, str | None]
-               ) -> list[tuple[RuleRuntime, Predicate | None]]:
-        if len(self._routes) >= MAX_ROUTES:  # free-form languages could grow it without end
-            self._routes.clear()
-        route = self._routes[key] = [(rt, rt.rest) for rt in self._runtimes
-                                     if rt.metadata is None or rt.metadata(m)]
-        return route
 
     def _feed(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention, feats: Callable[[], TextFeatures],
               out: list[Alert]) -> None:

@@ -253,33 +253,6 @@ def _terms_test(terms: list[str], memo: FilterMemo | None) -> Callable[[TextFeat
     return memo.terms(terms) if memo is not None else _any_term_test(terms)
 
 
-METADATA_FIELDS = ("platforms", "watches", "watch_kinds", "langs")
-
-
-def compile_metadata(match: Match) -> Callable[[Mention], bool] | None:
-    """The part of a match block about where a mention came from (platform, watch, watch kind,
-    language); None if it has none. Its answer depends only on `metadata_key(m)`."""
-    if not any(getattr(match, name) for name in METADATA_FIELDS):
-        return None
-    only = Match.model_construct(**{name: getattr(match, name) for name in METADATA_FIELDS})
-    test = _compile_match(only, RegexBank(), None)
-    return lambda m: test(m, _no_features)
-
-
-def metadata_key(m: Mention) -> tuple[str | None, str, str | None, str | None]:
-    return (m.watch_kind, m.platform, m.watch, m.lang)
-
-
-def without_metadata(match: Match) -> Match | None:
-    """The rest of a match block (None when nothing is left to test)."""
-    rest = match.model_copy(update={name: None for name in METADATA_FIELDS})
-    return rest if rest.model_dump(exclude_none=True) else None
-
-
-def _no_features() -> TextFeatures:
-    raise AssertionError("metadata tests do not read the text")
-
-
 def _compile_any_of(branches: list[Match], bank: RegexBank, memo: FilterMemo | None) -> Predicate:
     """At least one branch passes. Branches that are only a term list become one term test, and
     branches that are only a regex one look-up in the bank: the answer is the same, in fewer steps."""

@@ -13,10 +13,7 @@ from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
-from listener.rules.filters import (
-    FilterMemo, Predicate, RegexBank, TextFeatures, compile_match, compile_metadata, compile_poll_match,
-    without_metadata,
-)
+from listener.rules.filters import FilterMemo, Predicate, RegexBank, TextFeatures, compile_match, compile_poll_match
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
@@ -33,12 +30,7 @@ class RuleRuntime:
         self.rule = rule
         self.kind: str = rule.kind  # type: ignore[attr-defined]
         bank = bank if bank is not None else RegexBank()
-        # The match block in two parts: where the mention came from, decided once per distinct
-        # (watch kind, platform, watch, lang) by the engine's routing table, and the rest.
-        self.metadata: Callable[[Mention], bool] | None = compile_metadata(rule.match)
-        rest = without_metadata(rule.match)
-        self.rest: Predicate | None = compile_match(rest, bank, memo) if rest is not None else None
-        self.predicate: Predicate = _both(self.metadata, self.rest)
+        self.predicate: Predicate = compile_match(rule.match, bank, memo)
         flag = getattr(rule, "flag", None)
         self.flag: Predicate | None = compile_match(flag, bank, memo) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
@@ -365,14 +357,6 @@ def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
         return lambda s: not rising(s)
     all_rising = rt.all_rising
     return lambda s: all_rising
-
-
-def _both(metadata: Callable[[Mention], bool] | None, rest: Predicate | None) -> Predicate:
-    if metadata is None:
-        return rest if rest is not None else (lambda m, f: True)
-    if rest is None:
-        return lambda m, f: metadata(m)
-    return lambda m, f: metadata(m) and rest(m, f)
 
 
 def _group_value(m: Mention, name: str) -> str:
