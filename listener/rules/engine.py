@@ -21,7 +21,7 @@ from listener.alert import Alert, episode_id
 from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, build_alert, check as _check
-from listener.rules.filters import FilterMemo, RegexBank, TextFeatures, features
+from listener.rules.filters import RegexBank, TextFeatures, features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
 from listener.rules.runtime import RuleRuntime, verdict
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
@@ -51,8 +51,8 @@ class Engine:
     def __init__(self, rules: Sequence[RuleBase]) -> None:
         self.now_ts = -math.inf
         self.first_ts: float | None = None  # when the engine started observing: the history baselines have
-        bank, memo = RegexBank(), FilterMemo()  # one regex pass, and each distinct filter once, per mention
-        self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank, memo) for r in rules if r.enabled]
+        bank = RegexBank()  # one regex pass per mention for the whole rule set
+        self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
@@ -174,7 +174,7 @@ class Engine:
         old = self._by_id
         kept: dict[str, RuleRuntime] = {}
         runtimes: list[RuleRuntime] = []
-        bank, memo = RegexBank(), FilterMemo()  # for the new and changed rules (kept ones keep theirs)
+        bank = RegexBank()  # for the new and changed rules (kept ones keep theirs)
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -184,7 +184,7 @@ class Engine:
                 kept[rule.id] = rt
                 runtimes.append(rt)
             else:
-                runtimes.append(RuleRuntime(rule, bank, memo))
+                runtimes.append(RuleRuntime(rule, bank))
         out: list[Alert] = []
         for rule_id, rt in old.items():
             if rule_id in kept:

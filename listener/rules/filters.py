@@ -118,77 +118,14 @@ class RegexBank:
         return hits
 
 
-class FilterMemo:
-    """Text filters shared by the rules of one engine: a block that several rules (or branches) spell
-    identically is compiled once and evaluated once per mention, its answer remembered for the
-    mention last asked about (the shipped "hostile" filters recur in three rules)."""
-
-    __slots__ = ("_blocks", "_terms")
-
-    def __init__(self) -> None:
-        self._blocks: dict[str, Predicate] = {}
-        self._terms: dict[tuple[str, ...], Callable[[TextFeatures], bool]] = {}
-
-    def block(self, match: Match, bank: RegexBank, build: Callable[[], Predicate]) -> Predicate:
-        key = match.model_dump_json(exclude_none=True)
-        found = self._blocks.get(key)
-        if found is None:
-            found = self._blocks[key] = _remember_last(build())
-        return found
-
-    def terms(self, terms: list[str]) -> Callable[[TextFeatures], bool]:
-        key = tuple(terms)
-        found = self._terms.get(key)
-        if found is None:
-            found = self._terms[key] = _remember_last_features(_any_term_test(terms))
-        return found
-
-
-def _remember_last(test: Predicate) -> Predicate:
-    # Holding the last mention keeps it alive, so `is` cannot be fooled by a reused id().
-    last: list[object] = [None, False]
-
-    def remembered(m: Mention, f: Callable[[], TextFeatures]) -> bool:
-        if m is last[0]:
-            return last[1]  # type: ignore[return-value]
-        answer = test(m, f)
-        last[0], last[1] = m, answer
-        return answer
-
-    return remembered
-
-
-def _remember_last_features(test: Callable[[TextFeatures], bool]) -> Callable[[TextFeatures], bool]:
-    last: list[object] = [None, False]
-
-    def remembered(feat: TextFeatures) -> bool:
-        if feat is last[0]:
-            return last[1]  # type: ignore[return-value]
-        answer = test(feat)
-        last[0], last[1] = feat, answer
-        return answer
-
-    return remembered
-
-
-_TEXT_FIELDS = ("any", "all", "none", "regex", "none_regex", "any_of")
-
-
-def compile_match(match: Match, bank: RegexBank | None = None, memo: FilterMemo | None = None) -> Predicate:
+def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
     """One predicate for a rule's match block; cheap tests first, text tests last.
 
     Regexes go into `bank` (a new one when not given), so that the regexes of every rule
-    sharing the bank are searched in one pass per mention. With `memo`, a block that tests
-    the text is shared with every identical block compiled with the same memo.
+    sharing the bank are searched in one pass per mention.
     """
     if bank is None:
         bank = RegexBank()
-    if memo is not None and any(getattr(match, name) for name in _TEXT_FIELDS):
-        return memo.block(match, bank, lambda: _compile_match(match, bank, memo))
-    return _compile_match(match, bank, memo)
-
-
-def _compile_match(match: Match, bank: RegexBank, memo: FilterMemo | None) -> Predicate:
     tests: list[Callable[[Mention, Callable[[], TextFeatures]], bool]] = []
     if match.platforms:
         platforms = frozenset(match.platforms)
@@ -218,10 +155,10 @@ def _compile_match(match: Match, bank: RegexBank, memo: FilterMemo | None) -> Pr
         all_tests = [_term_test(t) for t in match.all]
         tests.append(lambda m, f: (feat := f()) is not None and all(t(feat) for t in all_tests))
     if match.any:
-        any_test = _terms_test(match.any, memo)
+        any_test = _any_term_test(match.any)
         tests.append(lambda m, f: any_test(f()))
     if match.none:
-        none_test = _terms_test(match.none, memo)
+        none_test = _any_term_test(match.none)
         tests.append(lambda m, f: not none_test(f()))
     if match.regex:
         wanted = bank.add(match.regex)
@@ -232,7 +169,7 @@ def _compile_match(match: Match, bank: RegexBank, memo: FilterMemo | None) -> Pr
         hits = bank.hits
         tests.append(lambda m, f: unwanted not in hits(m.text))
     if match.any_of:
-        tests.append(_compile_any_of(match.any_of, bank, memo))
+        tests.append(_compile_any_of(match.any_of, bank))
 
     if not tests:
         return lambda m, f: True
@@ -249,11 +186,7 @@ def _compile_match(match: Match, bank: RegexBank, memo: FilterMemo | None) -> Pr
     return passes
 
 
-def _terms_test(terms: list[str], memo: FilterMemo | None) -> Callable[[TextFeatures], bool]:
-    return memo.terms(terms) if memo is not None else _any_term_test(terms)
-
-
-def _compile_any_of(branches: list[Match], bank: RegexBank, memo: FilterMemo | None) -> Predicate:
+def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:
     """At least one branch passes. Branches that are only a term list become one term test, and
     branches that are only a regex one look-up in the bank: the answer is the same, in fewer steps."""
     terms: list[str] = []
@@ -266,9 +199,9 @@ def _compile_any_of(branches: list[Match], bank: RegexBank, memo: FilterMemo | N
         elif given == {"regex"}:
             regexes.add(bank.add(branch.regex or ""))
         else:
-            tests.append(compile_match(branch, bank, memo))
+            tests.append(compile_match(branch, bank))
     if terms:
-        any_test = _terms_test(terms, memo)
+        any_test = _any_term_test(terms)
         tests.insert(0, lambda m, f: any_test(f()))
     if regexes:
         wanted = frozenset(regexes)

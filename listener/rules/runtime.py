@@ -13,7 +13,7 @@ from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
-from listener.rules.filters import FilterMemo, Predicate, RegexBank, TextFeatures, compile_match, compile_poll_match
+from listener.rules.filters import Predicate, RegexBank, TextFeatures, compile_match, compile_poll_match
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
@@ -25,14 +25,14 @@ RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall 
 class RuleRuntime:
     """One rule, compiled, with its per-group state."""
 
-    def __init__(self, rule: RuleBase, bank: RegexBank | None = None, memo: FilterMemo | None = None) -> None:
-        """`bank`, `memo`: shared by the rules of one engine (see RegexBank and FilterMemo)."""
+    def __init__(self, rule: RuleBase, bank: RegexBank | None = None) -> None:
+        """`bank`: where the rule's regexes go, shared by the rules of one engine (see RegexBank)."""
         self.rule = rule
         self.kind: str = rule.kind  # type: ignore[attr-defined]
         bank = bank if bank is not None else RegexBank()
-        self.predicate: Predicate = compile_match(rule.match, bank, memo)
+        self.predicate: Predicate = compile_match(rule.match, bank)
         flag = getattr(rule, "flag", None)
-        self.flag: Predicate | None = compile_match(flag, bank, memo) if flag is not None else None
+        self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
         self.window_s: float = rule.window if isinstance(rule, WindowRule) else 0.0
