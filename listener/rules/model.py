@@ -192,7 +192,8 @@ class RuleBase(Strict):
         default_factory=list, description="Evaluate separately per watch, thread, author, hashtag and/or platform."
     )
     cooldown: Duration = Field(
-        1800.0, description="After a notification for a group, stay quiet this long (escalations and resolutions excepted)."
+        1800.0,
+        description="After a notification for a group, stay quiet this long (escalations and resolutions excepted).",
     )
     resolve_after: Duration = Field(
         0.0, description="The condition must stay false this long before a 'resolved' message is sent."
@@ -295,7 +296,9 @@ class Baseline(Strict):
     )
     period: Duration = Field(86400.0, description="trailing: how far back the baseline reaches (default 24h).")
     weeks: int = Field(4, ge=1, le=8, description="seasonal: how many past weeks to compare with (default 4).")
-    min_weeks: int = Field(2, ge=1, le=8, description="seasonal: fewer weeks of history than this and the rule stays quiet.")
+    min_weeks: int = Field(
+        2, ge=1, le=8, description="seasonal: fewer weeks of history than this and the rule stays quiet."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Baseline:

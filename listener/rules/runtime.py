@@ -147,7 +147,8 @@ def condition_holds(rt: RuleRuntime, state: GroupState, now: float, first_ts: fl
     return verdict(rt, state, now, first_ts)[0]
 
 
-def verdict(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> tuple[bool, dict[str, Any], list[Check]]:
+def verdict(rt: RuleRuntime, state: GroupState, now: float,
+            first_ts: float | None) -> tuple[bool, dict[str, Any], list[Check]]:
     rule = rt.rule
     if isinstance(rule, FlatlineRule):
         return _flatline_verdict(rule, state, now)

@@ -97,7 +97,9 @@ class ExpectedAlert(Strict):
 
 
 class Checkpoint(Strict):
-    at: Offset = Field(description="The clock is advanced to this time; then the messages since the last checkpoint are compared.")
+    at: Offset = Field(
+        description="The clock is advanced to this time; then the messages since the last checkpoint are compared."
+    )
     alerts: list[ExpectedAlert] = Field(default_factory=list, description="Exactly these messages, in any order.")
 
 
@@ -114,7 +116,8 @@ class RuleTest(Strict):
         allowed = {"platform", "author", "watch", "watch_kind", "thread", "in_reply_to", "lang", "url"}
         unknown = set(self.defaults) - allowed
         if unknown:
-            raise ValueError(f"defaults: unknown field(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+            raise ValueError(f"defaults: unknown field(s) {', '.join(sorted(unknown))} "
+                             f"(allowed: {', '.join(sorted(allowed))})")
         return self
 
 
