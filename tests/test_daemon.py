@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiomqtt
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
+from delivery_helpers import Collector
 from fakes.x import TOKEN, FakeX
 
 PREFIX = "sl-test"
@@ -65,45 +64,19 @@ class NotifySocket:
         self.sock.close()
 
 
-class Bus:
-    """A subscriber on the test broker, collecting every message by topic."""
+def alerts_of(bus: Collector, rule: str = "keyword-alert") -> list[dict[str, Any]]:
+    """The engine's messages for one rule (routed or not), reminders left out."""
+    return [p for t, p, _ in bus.messages
+            if t.startswith((f"{PREFIX}/alerts/", f"{PREFIX}/routes/")) and p and p["rule"] == rule
+            and not p.get("renotify")]
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[tuple[str, Any, bool]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
-    async def __aenter__(self) -> Bus:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 10)
-        return self
+def texts_of(bus: Collector) -> list[str]:
+    return [p["samples"][0]["text"] for p in alerts_of(bus) if p["status"] == "firing"]
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self._task
 
-    async def _run(self) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.port, identifier=f"bus-{os.getpid()}-{id(self)}") as client:
-            await client.subscribe(f"{PREFIX}/#", qos=1)
-            self._ready.set()
-            async for message in client.messages:
-                payload = message.payload.decode() if isinstance(message.payload, bytes) else message.payload
-                try:
-                    data = json.loads(payload) if payload else None
-                except ValueError:
-                    data = payload
-                self.messages.append((str(message.topic), data, message.retain))
-
-    def alerts(self, rule: str = "keyword-alert") -> list[dict[str, Any]]:
-        return [p for t, p, _ in self.messages
-                if t.startswith((f"{PREFIX}/alerts/", f"{PREFIX}/routes/")) and p and p["rule"] == rule
-                and not p.get("renotify")]
-
-    def texts(self) -> list[str]:
-        return [p["samples"][0]["text"] for p in self.alerts() if p["status"] == "firing"]
+def subscriber(port: int, name: str) -> Collector:
+    return Collector(port, [f"{PREFIX}/#"], identifier=f"bus-{os.getpid()}-{name}")
 
 
 async def eventually(check: Any, timeout_s: float = 20.0, what: str = "") -> None:
@@ -166,14 +139,14 @@ async def test_daemon_lifecycle(tmp_path, mosquitto):
     config = write_config(tmp_path, fake, mosquitto.port, health_port)
     notify = NotifySocket(tmp_path / "notify.sock")
     log = tmp_path / "daemon.log"
-    async with Bus(mosquitto.port) as bus, aiohttp.ClientSession() as http:
+    async with subscriber(mosquitto.port, "lifecycle") as bus, aiohttp.ClientSession() as http:
         proc = await start_daemon(config, notify.path, log)
         try:
             await eventually(lambda: notify.seen("READY=1"), what="READY=1")
             fake.clock.now = time.time()
             fake.new_tweet("There is an emergency on Elm St #MetroPD")
-            await eventually(lambda: len(bus.alerts()) == 1, what="the first alert")
-            (alert,) = bus.alerts()
+            await eventually(lambda: len(alerts_of(bus)) == 1, what="the first alert")
+            (alert,) = alerts_of(bus)
             assert alert["severity"] == "high" and "emergency" in alert["samples"][0]["text"]
             await eventually(lambda: notify.seen("WATCHDOG=1") and notify.seen("STATUS="), what="WATCHDOG/STATUS")
             status = [p for t, p, _ in bus.messages if t == f"{PREFIX}/status"]
@@ -194,18 +167,18 @@ async def test_daemon_lifecycle(tmp_path, mosquitto):
             await eventually(lambda: any(e["event"] == "rules reloaded" for e in log_events(log)), what="reload")
             fake.new_tweet("another emergency #MetroPD")
             fake.new_tweet("the river is in flood #MetroPD")
-            await eventually(lambda: any("flood" in t for t in bus.texts()), what="the flood alert")
-            assert not any("another emergency" in t for t in bus.texts())
+            await eventually(lambda: any("flood" in t for t in texts_of(bus)), what="the flood alert")
+            assert not any("another emergency" in t for t in texts_of(bus))
 
             # SIGHUP with a broken rule file: the old rules keep running, an operator alert says why.
             (tmp_path / "rules" / "keyword.yaml").write_text("rules:\n  - id: keyword-alert\n    kind: match\n"
                                                             "    severty: high\n")
             proc.send_signal(signal.SIGHUP)
-            await eventually(lambda: bus.alerts("listener-rules-invalid"), what="the operator alert")
-            invalid = bus.alerts("listener-rules-invalid")[0]
+            await eventually(lambda: alerts_of(bus, "listener-rules-invalid"), what="the operator alert")
+            invalid = alerts_of(bus, "listener-rules-invalid")[0]
             assert "keyword.yaml:4:5" in invalid["summary"]
             fake.new_tweet("flood again #MetroPD")
-            await eventually(lambda: any("flood again" in t for t in bus.texts()), what="alert after bad reload")
+            await eventually(lambda: any("flood again" in t for t in texts_of(bus)), what="alert after bad reload")
             assert proc.returncode is None
 
             # A source that keeps failing turns /healthz to 503, and back to 200 when it recovers.
@@ -256,11 +229,11 @@ async def test_sigkill_then_restart_misses_nothing_and_invents_no_ids(tmp_path, 
             fake.new_tweet(text)
             published.append(text)
 
-    async with Bus(mosquitto.port) as bus:
+    async with subscriber(mosquitto.port, "restart") as bus:
         proc = await start_daemon(config, None, log)
         try:
             post(5)
-            await eventually(lambda: len(bus.texts()) >= 5, what="the first alerts")
+            await eventually(lambda: len(texts_of(bus)) >= 5, what="the first alerts")
             post(20)
             await asyncio.sleep(0.3)  # let it be mid-way through something
             proc.kill()
@@ -268,7 +241,7 @@ async def test_sigkill_then_restart_misses_nothing_and_invents_no_ids(tmp_path, 
             post(10)  # posted while the daemon is down
             proc = await start_daemon(config, None, log)
             post(5)
-            await eventually(lambda: set(bus.texts()) >= set(published), timeout_s=30,
+            await eventually(lambda: set(texts_of(bus)) >= set(published), timeout_s=30,
                              what="an alert for every post")
         finally:
             if proc.returncode is None:
@@ -279,7 +252,7 @@ async def test_sigkill_then_restart_misses_nothing_and_invents_no_ids(tmp_path, 
         stored = {row[0] for row in db.execute("SELECT text FROM mentions")}
     assert stored == set(published), "a mention was missed or invented"
     by_text: dict[str, set[str]] = {}
-    for alert in bus.alerts():
+    for alert in alerts_of(bus):
         if alert["status"] == "firing" and alert["seq"] == 1:
             by_text.setdefault(alert["samples"][0]["text"], set()).add(alert["id"])
     assert all(len(ids) == 1 for ids in by_text.values()), {t: i for t, i in by_text.items() if len(i) > 1}
