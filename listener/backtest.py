@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -104,7 +103,3 @@ def run_backtest(
         if note:
             result.per_rule.setdefault(rule.id, RuleSummary()).history_note = note
     return result, store
-
-
-def count_by_rule(alerts: Iterable[Alert]) -> Counter[str]:
-    return Counter(a.rule for a in alerts)
