@@ -36,3 +36,20 @@ def test_a_group_whose_window_empties_still_resolves_and_is_then_forgotten(make_
     assert [a.status for a in resolved] == ["resolved"]
     assert engine.advance(fired[0].fired_at_ts + 3600) == []
     assert groups_held(engine) == 0
+
+
+def test_a_draining_group_that_is_written_to_again_counts_what_is_still_in_its_window(make_mention):
+    engine = Engine([per_author()])
+    start = make_mention(at_s=0).ts
+    # "slow" writes twice, then others pass by, so that sweeps run while slow's window drains.
+    engine.process([make_mention(at_s=0, author="slow"), make_mention(at_s=100, author="slow")])
+    for at in range(200, 640, 20):
+        assert engine.process([make_mention(at_s=at, author=f"passer{at}")]) == []
+    # At 650 the 10-minute window (50, 650] holds slow's posts at 100, 590 and 650: three.
+    assert engine.process([make_mention(at_s=590, author="slow")]) == []
+    fired = engine.process([make_mention(at_s=650, author="slow")])
+    assert [(a.status, a.group_key, a.fired_at_ts - start, a.metrics["count"]) for a in fired] == \
+        [("firing", "author=slow", 650, 3)]
+    # The passers-by drained long ago and are forgotten; slow stays while its episode is open.
+    engine.advance(start + 1300)
+    assert {key for rt in engine._runtimes for key in rt.groups} == {"author=slow"}

@@ -9,6 +9,9 @@ Each group has at most one pending timer (a heap of due times); when it runs, th
 re-evaluated (a mention left its window, a resolve delay or a cooldown ended, a source has
 been silent long enough) and its next due time is computed, so nothing depends on a new
 mention arriving and a long jump of the clock gives the same result as many small ticks.
+A group whose window can only drain without anything firing (one post by one author, under a
+rule that needs twenty) gets no timer: nothing could come of it, and a sweep once per window
+forgets it when its window has passed.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Engine:
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
+        self._sweep_due = math.inf  # the earliest RuleRuntime.sweep_due
 
     @property
     def rules(self) -> list[RuleBase]:
@@ -197,6 +201,7 @@ class Engine:
                     state.episode = None
         self._runtimes = runtimes
         self._by_id = {rt.rule.id: rt for rt in runtimes}
+        self._sweep_due = min((rt.sweep_due for rt in runtimes), default=math.inf)
         return out
 
     # -- input ---------------------------------------------------------------------
@@ -215,6 +220,8 @@ class Engine:
                     if self.first_ts is None or ts < self.first_ts:
                         self._observed_since(ts)
                     self.now_ts = ts
+                    if ts >= self._sweep_due:
+                        self._sweep(ts)
             feats = _lazy_features(m)
             for rt in runtimes:
                 if not rt.predicate(m, feats):
@@ -246,7 +253,8 @@ class Engine:
             if m.ts > start:  # else older than the window: too late to count (the baseline keeps it)
                 flag = rt.flag
                 state.add(m, flag(m, feats) if flag is not None else False)
-                state.evict(start)
+                if state.window[0].ts <= start:
+                    state.evict(start)
                 if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
                     out.extend(self._judge(rt, key, state, m.ts))
         elif rt.kind == "match":
@@ -309,6 +317,8 @@ class Engine:
                 out.extend(self._on_timer(rt, key, state))
             self._settle(rt, key, state, fired_at=due)
         self.now_ts = now_ts
+        if now_ts >= self._sweep_due:
+            self._sweep(now_ts)
         return out
 
     # -- readiness -------------------------------------------------------------------
@@ -342,7 +352,18 @@ class Engine:
         w = state.window
         if w and state.episode is None and not state.blocked:
             # The common case, as _needs() decides it: a window with nothing open.
-            due = (w[-1].ts if rt.cannot_rise(state) else w[0].ts) + rt.window_s
+            if rt.cannot_rise(state):
+                # Draining cannot make it hold: no timer; a sweep forgets the group once it has drained.
+                if not state.draining:
+                    state.draining = True
+                    end = w[-1].ts + rt.window_s
+                    rt.draining.append((end, key, state))
+                    if end < rt.sweep_due:
+                        rt.sweep_due = end
+                        if end < self._sweep_due:
+                            self._sweep_due = end
+                return
+            due = w[0].ts + rt.window_s
         elif self._idle(rt, state):
             rt.groups.pop(key, None)
             return
@@ -352,6 +373,43 @@ class Engine:
             return  # (a need at or before the timer that just ran would loop; it never should)
         if due < state.timer_due:
             self._push(rt, key, state, due)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the timer-less groups (see `_settle`) whose window has passed by `now`.
+
+        Such a group only waits for its window to drain, which cannot make its rule fire, so it
+        needs no timer: it waits in its rule's queue, in the order its window ends. Sweeping
+        decides nothing and sends nothing; it runs about four times per window of each rule, so
+        a drained group stays in memory at most about a quarter of a window longer than it must.
+        """
+        due = math.inf
+        for rt in self._runtimes:
+            if rt.sweep_due <= now:
+                rt.sweep_due = self._sweep_rule(rt, now)
+            if rt.sweep_due < due:
+                due = rt.sweep_due
+        self._sweep_due = due
+
+    def _sweep_rule(self, rt: RuleRuntime, now: float) -> float:
+        window_s = rt.window_s
+        queue = rt.draining
+        groups = rt.groups
+        while queue and queue[0][0] <= now:
+            _, key, state = queue.popleft()
+            if groups.get(key) is not state:
+                continue  # forgotten meanwhile (and maybe started again: that group has its own entry)
+            state.draining = False
+            w = state.window
+            if not w or state.timer_due != math.inf or state.episode is not None or state.blocked:
+                continue  # something arrived and it has a timer again (it queues anew when it drains)
+            end = w[-1].ts + window_s
+            if end > now:  # a mention arrived since it queued: wait for the window's new end
+                state.draining = True
+                queue.append((end, key, state))
+                continue
+            state.evict(now - window_s)
+            self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
+        return max(queue[0][0], now + window_s / 4) if queue else math.inf
 
     def _idle(self, rt: RuleRuntime, state: GroupState) -> bool:
         if rt.kind == "flatline" or state.episode is not None or state.window:

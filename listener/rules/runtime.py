@@ -6,7 +6,9 @@ decides what to do with a verdict (open, escalate or resolve an episode).
 
 from __future__ import annotations
 
+import math
 import operator
+from collections import deque
 from typing import Any, Callable
 
 from listener.duration import format_span
@@ -37,6 +39,10 @@ class RuleRuntime:
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
         self.window_s: float = rule.window if isinstance(rule, WindowRule) else 0.0
         self.groups: dict[str, GroupState] = {}
+        # Groups whose window can only drain with nothing able to fire: they have no timer, and
+        # wait here, in order of when their window ends, to be forgotten (see Engine._sweep).
+        self.draining: deque[tuple[float, str, GroupState]] = deque()
+        self.sweep_due = math.inf
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
         # of them is false, the window need not be watched as it drains (see Engine._needs).
         conditions = getattr(rule, "conditions", [])
@@ -251,20 +257,23 @@ def _compile_key(rule: RuleBase) -> tuple[Callable[[Mention], str], Callable[[Me
         return None
     names = tuple(by)
     values_of: Callable[[Mention], dict[str, str]] = lambda m: {name: _group_value(m, name) for name in names}
-    if len(names) > 1:
-        return (lambda m: ",".join([f"{name}={_group_value(m, name)}" for name in names])), values_of
-    name = names[0]
-    prefix = name + "="
-    key_of: Callable[[Mention], str]
+    if len(names) == 1:
+        return _key_part(names[0], names[0] + "="), values_of
+    if len(names) == 2:
+        first, second = _key_part(names[0], names[0] + "="), _key_part(names[1], "," + names[1] + "=")
+        return (lambda m: first(m) + second(m)), values_of
+    return (lambda m: ",".join([f"{name}={_group_value(m, name)}" for name in names])), values_of
+
+
+def _key_part(name: str, prefix: str) -> Callable[[Mention], str]:
+    """`prefix` and the mention's value of one group_by field, as one closure."""
     if name == "thread":
-        key_of = lambda m: prefix + (m.thread or m.in_reply_to or m.id)
-    elif name == "watch":
-        key_of = lambda m: prefix + (m.watch or "-")
-    elif name == "author":
-        key_of = lambda m: prefix + (m.author or "-")
-    else:
-        key_of = lambda m: prefix + m.platform
-    return key_of, values_of
+        return lambda m: prefix + (m.thread or m.in_reply_to or m.id)
+    if name == "watch":
+        return lambda m: prefix + (m.watch or "-")
+    if name == "author":
+        return lambda m: prefix + (m.author or "-")
+    return lambda m: prefix + m.platform
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -335,10 +344,17 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
 
         return spike_holds
     if isinstance(rule, SentimentShiftRule):
-        shift_min = rule.min_count
+        shift_min, min_baseline, drop = rule.min_count, rule.min_baseline_count, rule.drop
 
         def shift_holds(state: GroupState, now: float, first_ts: float | None) -> bool:
-            return len(state.window) >= shift_min and condition_holds(rt, state, now, first_ts)
+            count = len(state.window)
+            if count < shift_min:
+                return False
+            base = baseline(rt, state, now, first_ts)
+            if not base.ready or base.mean is None or base.mentions < min_baseline:
+                reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {min_baseline}"
+                return _unready(rt, reason, True)
+            return round(base.mean - round(state.sum_compound / count, 4), 4) >= drop
 
         return shift_holds
     return lambda state, now, first_ts: (may_hold(rt, state, now, first_ts)

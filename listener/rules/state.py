@@ -65,6 +65,7 @@ class GroupState:
     clear_since: float | None = None
     blocked: bool = False  # the condition held while the cooldown kept it quiet
     timer_due: float = math.inf  # the one pending timer of this group
+    draining: bool = False  # waits in RuleRuntime.draining to be forgotten (it has no timer)
     base_key: tuple[int, int] | None = None  # baseline cache: (bucket of now, history version)
     base_value: Any = None
     last: Mention | None = None  # the newest mention seen, to name watch/platform once the window is empty
