@@ -3,14 +3,18 @@
 Everything one batch causes (new mentions, engine decisions, outbox rows, the engine's state, the
 source's cursor) is committed in one SQLite transaction, so a crash never skips posts, loses an
 alert, or makes a restarted daemon announce an episode it already announced under a new id.
+When that transaction fails (a full disk, a locked file), the engine is put back to the last
+committed state before anything else is evaluated, so the batch can be tried again as if for
+the first time.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from listener.alert import Alert
 from listener.mention import Mention
@@ -37,7 +41,8 @@ class Pipeline:
         # again on a post the comms team heard about a month ago (a thread re-read by a post
         # watch, a feed that keeps old entries). Replays leave it unset.
         self.horizon: Callable[[], float] | None = None
-        self._saved_state: str | None = None
+        self._saved_state: str | None = None  # the engine's snapshot as last committed
+        self._ahead = False  # the engine moved on in a transaction that did not commit
 
     @classmethod
     def resume(cls, store: Store, scorer: SentimentScorer, engine: Engine, *,
@@ -65,9 +70,10 @@ class Pipeline:
             cutoff = self.horizon()
             kept = [m for m in mentions if m.ts >= cutoff]
             too_old, mentions = len(mentions) - len(kept), kept
+        self._catch_up()
         new = self.store.new_mentions(mentions)
         scored = sorted(self.scorer.score_mentions(new), key=lambda m: m.ts)
-        with self.store.transaction():
+        with self._committing():
             self.store.insert_mentions(scored)
             alerts = self.engine.process(scored)
             if alerts:
@@ -80,21 +86,54 @@ class Pipeline:
 
     def tick(self, now_ts: float) -> list[Alert]:
         """Advance the engine's clock (windows empty, episodes resolve) and queue what that causes."""
-        return self.queue(self.engine.advance(now_ts))
+        self._catch_up()
+        with self._committing():
+            return self.queue(self.engine.advance(now_ts))
 
     def record_poll(self, watch: str | None, platform: str, ts: float, ok: bool, error: str | None = None,
                     watch_kind: str | None = None) -> list[Alert]:
         """Tell the engine how a poll went (for flatline rules) and queue what that causes."""
-        return self.queue(self.engine.record_poll(watch, platform, ts, ok, error, watch_kind))
+        self._catch_up()
+        with self._committing():
+            return self.queue(self.engine.record_poll(watch, platform, ts, ok, error, watch_kind))
 
     def queue(self, alerts: list[Alert]) -> list[Alert]:
         """Put alerts decided outside a batch (a poll outcome, a rule reload) in the outbox, with the state."""
-        with self.store.transaction():
+        self._catch_up()
+        with self._committing():
             if alerts:
                 self.store.enqueue(a.to_payload() for a in alerts)
             state = self._save_state()
         self._saved_state = state
         return alerts
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        """The store's transaction; if it does not commit, the engine is marked as ahead of the store."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self._ahead = True
+            raise
+
+    def _catch_up(self) -> None:
+        """After a failed transaction, put the engine back to the last committed state, as a restart would.
+
+        The engine had taken the batch (windows counted it, episodes opened and were thought
+        announced) but the store kept none of it: trying the batch again on that engine would
+        count it twice and, worse, never send the first message of an episode it opened. The
+        snapshot last committed and the mentions stored before it are the truth.
+        """
+        if not self._ahead:
+            return
+        engine = self.engine
+        engine.reset()
+        if self._saved_state is not None:
+            engine.restore(json.loads(self._saved_state))
+        if math.isfinite(engine.now_ts) and engine.max_window_s() > 0:
+            engine.warm(self.store.mentions_since(engine.now_ts - engine.max_window_s()))
+        self._ahead = False
 
     def _save_state(self) -> str:
         """Write the engine's snapshot when it changed; returns it (remembered after the commit)."""

@@ -131,6 +131,20 @@ class Engine:
                 # Re-evaluate at the restored clock: windows may be refilled by warm() meanwhile.
                 self._push(rt, key, state, self.now_ts)
 
+    def reset(self) -> None:
+        """Forget all state (clock, windows, episodes, timers), keeping the rules.
+
+        For going back to a saved state: `reset()`, then `restore()` and `warm()`, gives what a
+        restart would. The pipeline does it when a batch's transaction fails, since the engine
+        had already moved on with mentions and alerts that were not stored.
+        """
+        self.now_ts = -math.inf
+        self.first_ts = None
+        self._timers = []
+        self._sweep_due = math.inf
+        for rt in self._runtimes:
+            rt.clear_state()
+
     def warm(self, mentions: Iterable[Mention]) -> None:
         """Refill windows, baselines and last-seen times from stored mentions, emitting nothing."""
         for m in mentions:

@@ -60,6 +60,12 @@ class RuleRuntime:
         if single is not None:
             self.key_of, self.key_values = single
 
+    def clear_state(self) -> None:
+        """Forget every group (windows, episodes, cooldowns); the rule itself stays compiled."""
+        self.groups = {}
+        self.draining = deque()
+        self.sweep_due = math.inf
+
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         state = GroupState(values)
         if self.bucket_s:
