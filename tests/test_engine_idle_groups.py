@@ -53,3 +53,19 @@ def test_a_draining_group_that_is_written_to_again_counts_what_is_still_in_its_w
     # The passers-by drained long ago and are forgotten; slow stays while its episode is open.
     engine.advance(start + 1300)
     assert {key for rt in engine._runtimes for key in rt.groups} == {"author=slow"}
+
+
+def test_a_group_is_forgotten_once_the_cooldown_after_its_episode_has_run_out(make_mention):
+    from listener.rules.model import MatchRule
+
+    crisis = MatchRule.model_validate({"id": "crisis", "kind": "match", "match": {"any": ["help"]},
+                                       "group_by": ["author"], "resolve_after": "10m", "cooldown": "2h"})
+    engine = Engine([per_author(cooldown="2h", resolve_after="0s"), crisis])
+    fired = engine.process([make_mention("help", at_s=at, author="angry") for at in (0, 10, 20)])
+    assert sorted(a.rule for a in fired if a.status == "firing") == ["crisis", "noisy-author"]
+    start = fired[0].fired_at_ts
+    resolved = engine.advance(start + 1800)
+    assert sorted(a.rule for a in resolved if a.status == "resolved") == ["crisis", "noisy-author"]
+    assert groups_held(engine) == 2  # still cooling down: a new burst within 2 h would not re-alert
+    assert engine.advance(start + 2 * 3600 + 60) == []
+    assert groups_held(engine) == 0

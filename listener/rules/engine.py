@@ -448,6 +448,8 @@ class Engine:
                 due = ep.resolve_due
                 if ep.pending_update:
                     due = min(due, state.quiet_until)
+            elif state.quiet_until > self.now_ts:
+                due = state.quiet_until  # to forget the group once its cooldown is over
             return due
         if state.window:
             window_s = rt.window_s
@@ -467,8 +469,8 @@ class Engine:
             due = (state.history.newest + 1) * rt.bucket_s + rule.baseline.span_s(rule.window)  # to forget it
         if ep is not None and state.clear_since is not None:
             due = min(due, state.clear_since + rule.resolve_after)
-        if ep is None and state.blocked:
-            due = min(due, state.quiet_until)
+        if ep is None and (state.blocked or (due == math.inf and state.quiet_until > self.now_ts)):
+            due = min(due, state.quiet_until)  # blocked: it may fire then; else only to forget the group
         return due
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
