@@ -24,6 +24,7 @@ class RuleSummary:
     first_fired_ts: float | None = None
     max_severity: str | None = None
     history_note: str | None = None  # a baseline rule that lacked history: why it stayed quiet
+    open_at_end: int = 0  # episodes still open when the recording ended (their resolution is not in it)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class BacktestResult:
                 line += f"  up to {s.max_severity}"
             if days >= 1 and s.episodes:
                 line += f"  ({s.episodes / days:.1f} episodes a day)"
+            if s.open_at_end:
+                line += f"  {s.open_at_end} still open at the end"
             if not rule.enabled:
                 line += "  (disabled)"
             if s.history_note:
@@ -102,4 +105,7 @@ def run_backtest(
         note = pipeline.engine.history_note(rule.id)
         if note:
             result.per_rule.setdefault(rule.id, RuleSummary()).history_note = note
+        still_open = pipeline.engine.open_episodes(rule.id)
+        if still_open:
+            result.per_rule.setdefault(rule.id, RuleSummary()).open_at_end = still_open
     return result, store

@@ -133,3 +133,6 @@ def test_replay_summary_names_rules_that_lacked_history():
     assert "up to high" in lines["backlash-on-post"]
     assert "quiet for lack of history: needs 1d 1h of history, had 3h 59m" in lines["hashtag-volume-spike"]
     assert "lack of history" not in lines["person-in-crisis"]
+    # The crisis post came less than its 2 h resolve_after before the recording ends; backlash resolved.
+    assert "1 still open at the end" in lines["person-in-crisis"]
+    assert "still open" not in lines["backlash-on-post"]

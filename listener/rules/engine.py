@@ -337,6 +337,11 @@ class Engine:
 
     # -- readiness -------------------------------------------------------------------
 
+    def open_episodes(self, rule_id: str) -> int:
+        """How many episodes of a rule are open (fired and not yet resolved) at the engine's clock."""
+        rt = self._by_id.get(rule_id)
+        return 0 if rt is None else sum(1 for state in rt.groups.values() if state.episode is not None)
+
     def history_note(self, rule_id: str) -> str | None:
         """For a baseline rule that could not decide for lack of history: why, in words."""
         rt = self._by_id.get(rule_id)
