@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from listener.mention import Mention, format_time, from_ts
 
@@ -23,6 +23,8 @@ MAX_TITLE = 200
 MAX_SUMMARY = 1000
 MAX_DESCRIPTION = 1000
 MAX_TOP_TERMS = 10
+MAX_MATCHED = 5  # per sample: what in its text the rule's filters found
+MAX_MATCHED_TEXT = 60
 
 
 def cut(text: str, limit: int) -> str:
@@ -54,6 +56,7 @@ class Alert:
     metrics: Mapping[str, Any]
     conditions: tuple[Mapping[str, Any], ...] = ()
     samples: tuple[Mention, ...] = ()
+    sample_matches: tuple[tuple[str, ...], ...] = ()  # parallel to samples: the terms and regex matches found
     top_terms: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     route: str | None = None
@@ -82,15 +85,16 @@ class Alert:
             "metrics": dict(self.metrics),
             "conditions": [dict(c) for c in self.conditions],
             "top_terms": list(self.top_terms[:MAX_TOP_TERMS]),
-            "samples": [sample_payload(m) for m in self.samples[:MAX_SAMPLES]],
+            "samples": [sample_payload(m, self.sample_matches[i] if i < len(self.sample_matches) else ())
+                        for i, m in enumerate(self.samples[:MAX_SAMPLES])],
             "labels": dict(self.labels),
             "route": self.route,
             "explanation": self.explanation,
         }
 
 
-def sample_payload(m: Mention) -> dict[str, Any]:
-    return {
+def sample_payload(m: Mention, matched: Sequence[str] = ()) -> dict[str, Any]:
+    payload: dict[str, Any] = {
         "platform": m.platform,
         "id": m.id,
         "url": m.url,
@@ -99,3 +103,6 @@ def sample_payload(m: Mention) -> dict[str, Any]:
         "created_at": format_time(m.created_at),
         "compound": m.compound,
     }
+    if matched:
+        payload["matched"] = [cut(text, MAX_MATCHED_TEXT) for text in matched[:MAX_MATCHED]]
+    return payload

@@ -44,7 +44,8 @@ def alert_text(p: Mapping[str, Any], *, width: int = 100) -> str:
         if len(text) > 90:
             text = text[:89] + "…"
         who = f"@{s['author']}" if s.get("author") else s["platform"]
-        lines.append(f"    - \"{text}\" {who} ({s['compound']:+.2f})")
+        matched = "  matched: " + ", ".join(s["matched"]) if s.get("matched") else ""
+        lines.append(f"    - \"{text}\" {who} ({s['compound']:+.2f}){matched}")
         if s.get("url"):
             lines.append(f"      {s['url']}")
     return "\n".join(lines)

@@ -93,3 +93,56 @@ def test_regex_and_none_regex_share_one_bank(make_mention):
     assert passes({"regex": r"plate\s+[a-z]{3}", "none_regex": "scam"}, m)
     assert not passes({"regex": r"plate\s+[a-z]{3}", "none_regex": "blue van"}, m)
     assert passes({"any_of": [{"regex": "nothing here"}, {"regex": "BLUE"}]}, m)
+
+
+# -- what an alert's examples say they matched ---------------------------------------------
+
+def explained(match: dict[str, Any], mention, flag: dict[str, Any] | None = None) -> list[str] | None:
+    from listener.rules.filters import compile_explainer
+
+    explainer = compile_explainer(Match.model_validate(match), Match.model_validate(flag) if flag else None)
+    return None if explainer is None else explainer(mention)
+
+
+def test_an_example_names_the_phrases_and_the_text_each_regex_matched(make_mention):
+    match = {"any_of": [{"any": ["end my life", "kms"]},
+                        {"regex": r"\b(can'?t|cannot)\s+(go on|take it anymore)\b"}]}
+    post = make_mention("honestly I CAN’T go on, I want to end my life")
+    assert explained(match, post) == ["end my life", "CAN'T go on"]
+
+
+def test_only_the_branches_a_post_passes_are_reported_and_exclusions_never_are(make_mention):
+    match = {"any_of": [{"any": ["suicide"], "none": ["prevention"]}, {"any": ["hotline"]}]}
+    # "suicide" is there, but its branch excludes "prevention": only the hotline branch passed.
+    assert explained(match, make_mention("suicide prevention hotline number")) == ["hotline"]
+    assert explained(match, make_mention("thinking about suicide")) == ["suicide"]
+
+
+def test_a_shorter_find_inside_a_longer_one_is_not_repeated(make_mention):
+    match = {"any_of": [{"any": ["end it all"]}, {"regex": r"going to end it all"}]}
+    assert explained(match, make_mention("I'm going to end it all")) == ["going to end it all"]
+
+
+def test_rules_that_test_no_text_have_nothing_to_explain(make_mention):
+    assert explained({"watch_kinds": ["post"], "sentiment": "negative"}, make_mention("awful")) is None
+    # A threshold rule's flag is explained as well as its match block.
+    assert explained({"watch_kinds": ["post"]}, make_mention("so cringe"), flag={"any": ["cringe"]}) == ["cringe"]
+
+
+def test_alert_samples_carry_what_they_matched_within_the_size_limits(make_mention):
+    from listener.alert import MAX_MATCHED, MAX_MATCHED_TEXT
+    from listener.rules import Engine
+    from listener.rules.model import MatchRule, ThresholdRule
+
+    crisis = MatchRule.model_validate({"id": "crisis", "kind": "match", "severity": "critical",
+                                       "match": {"any": ["want to die"], "regex": r"tonight\b.*"}})
+    volume = ThresholdRule.model_validate({"id": "volume", "kind": "threshold", "window": "10m",
+                                           "conditions": ["count >= 1"]})
+    text = "I want to die tonight " + "and nothing anyone says will change it " * 5
+    payloads = [a.to_payload() for a in Engine([crisis, volume]).process([make_mention(text)])]
+    by_rule = {p["rule"]: p for p in payloads}
+    matched = by_rule["crisis"]["samples"][0]["matched"]
+    assert matched[0] == "want to die" and matched[1].startswith("tonight and nothing")
+    assert len(matched) <= MAX_MATCHED and all(len(t) <= MAX_MATCHED_TEXT for t in matched)
+    assert by_rule["crisis"]["explanation"].startswith('fired: a mention matched ("want to die", "tonight and')
+    assert "matched" not in by_rule["volume"]["samples"][0]

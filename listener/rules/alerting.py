@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from listener.alert import Alert
+from listener.alert import MAX_MATCHED, MAX_MATCHED_TEXT, Alert, cut
 from listener.duration import format_duration, format_span
 from listener.mention import Mention, format_time, from_ts
+from listener.rules.filters import Explainer
 from listener.rules.model import Condition, FlatlineRule, MatchRule, RuleBase, WindowRule
 from listener.rules.state import MAX_SAMPLES, Episode, GroupState
 from listener.rules.terms import top_terms
@@ -30,7 +31,7 @@ def num(value: Any) -> str:
 
 def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState, ep: Episode, status: str,
                 metrics: dict[str, Any], checks: list[Check], now: float, escalation: list[Check] | None,
-                note: str | None) -> Alert:
+                note: str | None, explainer: Explainer | None = None) -> Alert:
     pool: list[Mention]
     if isinstance(rule, WindowRule):
         pool = list(state.window)
@@ -46,7 +47,9 @@ def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState,
         window_label = format_duration(round(now - window_start))
     samples = sorted(pool, key=lambda s: (s.compound, -s.ts))[:MAX_SAMPLES]
     terms = top_terms([s.text for s in pool[-300:]], exclude=_group_words(state.values)) if pool else []
-    explanation = explain(status, checks, escalation, ep.severity, note)
+    matches = tuple(tuple(cut(t, MAX_MATCHED_TEXT) for t in explainer(s)[:MAX_MATCHED]) for s in samples) \
+        if explainer is not None else ()
+    explanation = explain(status, checks, escalation, ep.severity, note, matches[0] if matches else ())
     first = samples[0] if samples else None
     values: dict[str, Any] = {
         "rule": rule.id, "severity": ep.severity, "status": status, "group": key, "window": window_label,
@@ -78,7 +81,8 @@ def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState,
         group_key=key, group=dict(state.values), episode_start_ts=ep.start_ts, fired_at_ts=now,
         window_start_ts=window_start, window_end_ts=now, metrics=metrics,
         conditions=tuple(checks) + tuple(escalation or ()),
-        samples=tuple(samples), top_terms=tuple(terms), labels=dict(rule.labels), route=rule.route,
+        samples=tuple(samples), sample_matches=matches, top_terms=tuple(terms), labels=dict(rule.labels),
+        route=rule.route,
         description=rule.description, explanation=explanation,
     )
 
@@ -91,15 +95,19 @@ def describe_check(c: Check) -> str:
 
 
 def explain(status: str, checks: list[Check], escalation: list[Check] | None, severity: str,
-            note: str | None) -> str:
-    """Why an alert fired, escalated or resolved: each bound with the value it saw."""
+            note: str | None, matched: Sequence[str] = ()) -> str:
+    """Why an alert fired, escalated or resolved: each bound with the value it saw (and, for a
+    match rule, what its filters found in the first example)."""
     if status == "resolved":
         failing = [c for c in checks if not c["met"]]
         text = "resolved: " + ("; ".join("no longer " + describe_check(c) for c in failing)
                                if failing else "no matching mention for the resolve delay")
     else:
         met = [c for c in checks if c["met"]]
-        text = "fired: " + ("; ".join(describe_check(c) for c in met) if met else "a mention matched")
+        if met:
+            text = "fired: " + "; ".join(describe_check(c) for c in met)
+        else:
+            text = "fired: a mention matched" + (" (" + ", ".join(f'"{t}"' for t in matched) + ")" if matched else "")
         if escalation:
             text += f"; {severity} because " + "; ".join(describe_check(c) for c in escalation if c["met"])
     if note:

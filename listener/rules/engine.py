@@ -613,7 +613,7 @@ class Engine:
         if status == "resolved":
             ep.seq += 1
         return [build_alert(rt.rule, rt.flag is not None, key, state, ep, status, metrics, checks, self.now_ts,
-                            escalation, note)]
+                            escalation, note, rt.explainer)]
 
 
 def same_definition(a: RuleBase, b: RuleBase) -> bool:

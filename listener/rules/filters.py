@@ -220,6 +220,70 @@ def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:
     return passes_any
 
 
+Explainer = Callable[[Mention], list[str]]
+
+
+def compile_explainer(*blocks: Match | None) -> Explainer | None:
+    """What in a mention's text made it pass these blocks: the rule's terms and phrases found, and
+    the text each regex matched. For the examples in an alert, so that a reader sees at once why a
+    post counted (and whether it is a false alarm). None when the blocks test no text.
+
+    Only branches of `any_of` that the mention passes are reported; `none` lists are exclusions
+    and never reported. Alerts are rare, so this runs only when one is built, never per mention.
+    """
+    parts = [_explain_block(b) for b in blocks if b is not None and _tests_text(b)]
+    if not parts:
+        return None
+
+    def explain(m: Mention) -> list[str]:
+        feats = features(m.text)
+        found: list[str] = []
+        for part in parts:
+            found.extend(part(m, feats))
+        unique = list(dict.fromkeys(found))
+        # "end it all" says nothing "going to end it all" does not.
+        return [a for a in unique if not any(a != b and a.casefold() in b.casefold() for b in unique)]
+
+    return explain
+
+
+def _tests_text(block: Match) -> bool:
+    return bool(block.any or block.all or block.regex or any(_tests_text(b) for b in block.any_of or ()))
+
+
+def _explain_block(block: Match) -> Callable[[Mention, TextFeatures], list[str]]:
+    terms = [(term, _term_test(term)) for term in [*(block.all or ()), *(block.any or ())]]
+    search = _regex_search(block.regex) if block.regex else None
+    branches = [(compile_match(b), _explain_block(b)) for b in block.any_of or ()]
+
+    def explain(m: Mention, feats: TextFeatures) -> list[str]:
+        found = [term for term, test in terms if test(feats)]
+        if search is not None:
+            found.extend(search(m.text))
+        for passes, inner in branches:
+            if passes(m, lambda: feats):
+                found.extend(inner(m, feats))
+        return found
+
+    return explain
+
+
+def _regex_search(pattern: str, limit: int = 5) -> Callable[[str], list[str]]:
+    """The texts a regex matches (the first `limit`), each with its spaces tidied."""
+    regex = re2.compile(pattern, _re2_options())
+
+    def search(text: str) -> list[str]:
+        found = []
+        for hit in regex.finditer(_regex_text(text)):
+            if hit.group(0).strip():
+                found.append(" ".join(hit.group(0).split()))
+                if len(found) == limit:
+                    break
+        return found
+
+    return search
+
+
 def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], bool]:
     """The part of a match block that applies to a poll report: (watch, platform, watch_kind)."""
     platforms = frozenset(match.platforms or ())

@@ -15,12 +15,15 @@ from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
-from listener.rules.filters import Predicate, RegexBank, TextFeatures, compile_match, compile_poll_match
+from listener.rules.filters import (
+    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match,
+)
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
 from listener.rules.state import GroupState
 
+_UNSET = object()
 RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall as mentions leave a window
 
 
@@ -49,6 +52,7 @@ class RuleRuntime:
         self.rising = [c for c in conditions if c.metric in RISING_METRICS and c.op in (">=", ">")]
         self.all_rising = len(self.rising) == len(conditions)
         self.combine_all = getattr(rule, "combine", "all") == "all"
+        self._explainer: object = _UNSET
         self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
         self.unready_reason = ""
         # Compiled once: the hot path calls these for every mention and every timer.
@@ -59,6 +63,13 @@ class RuleRuntime:
         single = _compile_key(rule)
         if single is not None:
             self.key_of, self.key_values = single
+
+    @property
+    def explainer(self) -> Explainer | None:
+        """What in a sample's text made it count (for alerts; compiled at the first alert)."""
+        if self._explainer is _UNSET:
+            self._explainer = compile_explainer(self.rule.match, getattr(self.rule, "flag", None))
+        return self._explainer  # type: ignore[return-value]
 
     def clear_state(self) -> None:
         """Forget every group (windows, episodes, cooldowns); the rule itself stays compiled."""
