@@ -108,7 +108,7 @@ def test_an_example_names_the_phrases_and_the_text_each_regex_matched(make_menti
     match = {"any_of": [{"any": ["end my life", "kms"]},
                         {"regex": r"\b(can'?t|cannot)\s+(go on|take it anymore)\b"}]}
     post = make_mention("honestly I CAN’T go on, I want to end my life")
-    assert explained(match, post) == ["end my life", "CAN'T go on"]
+    assert explained(match, post) == ["CAN'T go on", "end my life"]  # in the order they occur
 
 
 def test_only_the_branches_a_post_passes_are_reported_and_exclusions_never_are(make_mention):
@@ -146,3 +146,8 @@ def test_alert_samples_carry_what_they_matched_within_the_size_limits(make_menti
     assert len(matched) <= MAX_MATCHED and all(len(t) <= MAX_MATCHED_TEXT for t in matched)
     assert by_rule["crisis"]["explanation"].startswith('fired: a mention matched ("want to die", "tonight and')
     assert "matched" not in by_rule["volume"]["samples"][0]
+
+
+def test_first_person_words_a_rule_requires_as_context_are_not_listed(make_mention):
+    match = {"any": ["suicide"], "any_of": [{"any": ["i", "i'm", "my", "me"]}]}
+    assert explained(match, make_mention("I'm thinking about suicide, my head is a mess")) == ["suicide"]

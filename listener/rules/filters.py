@@ -10,6 +10,7 @@ import re2
 
 from listener.mention import Mention
 from listener.rules.model import Match
+from listener.rules.terms import STOPWORDS
 
 # A token: an optional # or @, then word characters joined by . ' ’ or - (handles, contractions).
 _TOKEN = re.compile(r"[#@]?\w+(?:[.'’\-]\w+)*")
@@ -229,7 +230,8 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
     post counted (and whether it is a false alarm). None when the blocks test no text.
 
     Only branches of `any_of` that the mention passes are reported; `none` lists are exclusions
-    and never reported. Alerts are rare, so this runs only when one is built, never per mention.
+    and never reported, nor are function words a rule may require as context ("I", "my").
+    Alerts are rare, so this runs only when one is built, never per mention.
     """
     parts = [_explain_block(b) for b in blocks if b is not None and _tests_text(b)]
     if not parts:
@@ -240,9 +242,13 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
         found: list[str] = []
         for part in parts:
             found.extend(part(m, feats))
-        unique = list(dict.fromkeys(found))
+        # Function words ("I", "my") are context a rule may require, never what a post is about.
+        unique = [a for a in dict.fromkeys(found) if len(a) > 1 and a.casefold() not in STOPWORDS]
         # "end it all" says nothing "going to end it all" does not.
-        return [a for a in unique if not any(a != b and a.casefold() in b.casefold() for b in unique)]
+        kept = [a for a in unique if not any(a != b and a.casefold() in b.casefold() for b in unique)]
+        # In the order they occur in the post, so that the list reads along with it.
+        text = _regex_text(m.text).casefold()
+        return sorted(kept, key=lambda a: (text.find(a.casefold()) % (len(text) + 1)))
 
     return explain
 

@@ -16,7 +16,8 @@ STOPWORDS = frozenset(
     our ours out off own very too its it's i'm im you're he's she's we're they're that's there's
     don't doesn't didn't isn't aren't wasn't can't won't shouldn't wouldn't couldn't
     one two get got going gonna make made more most much many some such only even ever every
-    here him his her hers she he we us me my mine who's let's really still yet via amp rt
+    here him his her hers she he we us me my mine myself who's let's really still yet via amp rt
+    i've ive i'd i'll
     like just lol omg http https www com
     """.split()
 )
