@@ -220,3 +220,60 @@ async def test_jetstream_reconnects_with_backoff_when_the_server_is_down(bsky, s
     await asyncio.gather(task, return_exceptions=True)
     assert all(not ok for ok, _ in statuses)
     assert stream.health.consecutive_failures >= 3 and stream.health.last_error
+
+
+async def run_stream(stream: JetstreamStream, seen: list) -> asyncio.Task:
+    async def collect(batch: Batch) -> None:
+        seen.extend(batch.mentions)
+
+    return asyncio.create_task(stream.run(collect, lambda: None))
+
+
+async def test_jetstream_names_authors_by_handle_asking_the_appview_25_at_a_time_and_once_each(bsky, jet, session):
+    # 30 people post under the hashtag at once; 29 have profiles, one account is gone.
+    people = {f"did:plc:person{i:02d}": f"person{i:02d}.bsky.social" for i in range(29)}
+    bsky.handles.update(people)
+    stream = stream_for(bsky, jet, session, JET_WATCHES)
+    seen: list = []
+    task = await run_stream(stream, seen)
+    try:
+        await wait_for(lambda: len(jet.sockets) == 1)
+        for did in [*people, "did:plc:deleted"]:
+            jet.post(did, "Great turnout #MetroPD", tags=["MetroPD"], time_us=jet.time_us + 1)
+        await wait_for(lambda: len(seen) == 30)
+        jet.post("did:plc:person00", "Again #MetroPD", tags=["MetroPD"])
+        await wait_for(lambda: len(seen) == 31)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert {m.author for m in seen} == {*people.values(), "did:plc:deleted"}
+    # The link stays on the DID, which, unlike a handle, never changes.
+    first = next(m for m in seen if m.author == "person00.bsky.social")
+    assert first.url.startswith("https://bsky.app/profile/did:plc:person00/post/")
+    asked = [actor for r in bsky.api_requests("/xrpc/app.bsky.actor.getProfiles") for actor in r.query["actors"]]
+    assert all(len(r.query["actors"]) <= 25 for r in bsky.api_requests("/xrpc/app.bsky.actor.getProfiles"))
+    assert sorted(asked) == sorted([*people, "did:plc:deleted"])  # each once, the repeat poster too
+
+
+async def test_jetstream_posts_keep_their_dids_rather_than_wait_for_a_failing_appview(bsky, jet, session):
+    bsky.handles["did:plc:a"] = "a.bsky.social"
+    stream = stream_for(bsky, jet, session, JET_WATCHES)
+    seen: list = []
+    task = await run_stream(stream, seen)
+    try:
+        await wait_for(lambda: len(jet.sockets) == 1)
+        bsky.fail("timeout", times=3)  # the AppView hangs from now on
+        bsky.hang_s = 10.0
+        loop = asyncio.get_running_loop()
+        posted = loop.time()
+        jet.post("did:plc:a", "Long wait tonight #MetroPD", tags=["MetroPD"])
+        await wait_for(lambda: len(seen) == 1, timeout_s=5)
+        assert loop.time() - posted < 4  # not held back for the AppView's 10 s
+        jet.post("did:plc:a", "Still waiting #MetroPD", tags=["MetroPD"])
+        await wait_for(lambda: len(seen) == 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [m.author for m in seen] == ["did:plc:a", "did:plc:a"]
+    # After a failed look-up it waits a minute before asking again, rather than once per batch.
+    assert len(bsky.api_requests("/xrpc/app.bsky.actor.getProfiles")) == 1

@@ -4,7 +4,9 @@ Real-time and free of search limits, but it sees every post on the network, so m
 done locally: mention facets and replies naming our accounts' DIDs, hashtags, phrases, and
 replies to watched posts. The stream's `time_us` is the cursor; after a restart or a dropped
 connection it resumes a few seconds before it (the store drops the repeats). Jetstream keeps
-about 36 hours: a longer outage leaves a gap.
+about 36 hours: a longer outage leaves a gap. Its events name authors by DID only; the handles
+people know them by are looked up on the public AppView (`app.bsky.actor.getProfiles`, 25 at a
+time, remembered), and a post keeps its DID when that cannot be done within a couple of seconds.
 
 The daemon runs it as one more task next to the poll scheduler:
 
@@ -22,7 +24,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Sequence
 
 import aiohttp
@@ -37,6 +39,10 @@ from listener.sources.settings import BlueskySettings
 log = logging.getLogger(__name__)
 JETSTREAM_KEY = Watch.job_key("bluesky", "jetstream")
 COMMIT_EVERY_S = 10.0  # store the cursor this often even when nothing matched
+PROFILES_PER_CALL = 25  # app.bsky.actor.getProfiles takes at most 25 actors
+NAMING_TIMEOUT_S = 2.0  # a batch never waits longer than this for its authors' handles
+NAMING_PAUSE_S = 60.0  # after a failed look-up, authors keep their DIDs this long before trying again
+MAX_NAMES = 50_000  # handles remembered (the oldest are forgotten first)
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class JetstreamStream:
         self.health = SourceHealth(JETSTREAM_KEY)
         self.connects = 0
         self._dids: dict[str, str] = {}
+        self._handles: dict[str, str] = {}  # did -> handle (or the did itself: asked, no profile)
+        self._naming_paused_until = 0.0
         self._watches: list[Watch] = []
         self._matchers: list[_Matcher] | None = None
         self.update(watches)
@@ -179,6 +187,8 @@ class JetstreamStream:
                 if last_time_us is None or now - last_flush < self.settings.jetstream.flush_s:
                     continue
                 if pending or (last_time_us != committed and now - last_flush >= COMMIT_EVERY_S):
+                    if pending:
+                        pending = await self._named(pending)
                     await on_batch(Batch(pending, str(last_time_us)))
                     self.health.last_success_ts, self.health.consecutive_failures = now, 0
                     self.health.mentions_total += len(pending)
@@ -216,6 +226,37 @@ class JetstreamStream:
                     log.warning("jetstream: post %s skipped: %s", uri, exc)
                     return time_us, None
         return time_us, None
+
+    async def _named(self, mentions: list[Mention]) -> list[Mention]:
+        """The mentions with their authors' handles in place of DIDs, as far as they can be had now."""
+        unknown = list(dict.fromkeys(
+            m.author for m in mentions if m.author and m.author.startswith("did:") and m.author not in self._handles
+        ))
+        if unknown and self.clock() >= self._naming_paused_until:
+            try:
+                await asyncio.wait_for(self._look_up_handles(unknown), NAMING_TIMEOUT_S)
+            except (asyncio.TimeoutError, SourceError) as exc:
+                self._naming_paused_until = self.clock() + NAMING_PAUSE_S
+                log.warning("jetstream: cannot look up authors' handles (%s); posts keep their DIDs for %gs",
+                            exc or type(exc).__name__, NAMING_PAUSE_S)
+        handles = self._handles
+        return [replace(m, author=handles[m.author]) if m.author in handles else m for m in mentions]
+
+    async def _look_up_handles(self, dids: list[str]) -> None:
+        for start in range(0, len(dids), PROFILES_PER_CALL):
+            chunk = dids[start : start + PROFILES_PER_CALL]
+            body = await self.http.get_json(f"{self.settings.public_url}/xrpc/app.bsky.actor.getProfiles",
+                                            params=[("actors", did) for did in chunk])
+            found = {}
+            for profile in body.get("profiles", []) if isinstance(body, dict) else []:
+                if isinstance(profile, dict) and isinstance(profile.get("handle"), str):
+                    found[profile.get("did")] = profile["handle"]
+            for did in chunk:
+                handle = found.get(did)
+                # "handle.invalid": the account's handle no longer verifies; its DID is the better name.
+                self._handles[did] = handle if handle and handle != "handle.invalid" else did
+            while len(self._handles) > MAX_NAMES:
+                del self._handles[next(iter(self._handles))]
 
     async def _build_matchers(self) -> list[_Matcher]:
         matchers: list[_Matcher] = []

@@ -106,6 +106,8 @@ class FakeBluesky(FakePlatform):
         r.add_get("/xrpc/app.bsky.feed.searchPosts", self.search_posts)
         r.add_get("/xrpc/app.bsky.feed.getPostThread", self.get_post_thread)
         r.add_get("/xrpc/com.atproto.identity.resolveHandle", self.resolve_handle)
+        r.add_get("/xrpc/app.bsky.actor.getProfiles", self.get_profiles)
+        self.handles: dict[str, str] = {OUR_DID: OUR_HANDLE}  # did -> handle, for getProfiles
 
     # -- test helpers -----------------------------------------------------------------
 
@@ -244,6 +246,24 @@ class FakeBluesky(FakePlatform):
         if handle == OUR_HANDLE:
             return web.json_response({"did": OUR_DID})
         return self._error(400, "InvalidRequest", "Unable to resolve handle")
+
+
+    async def get_profiles(self, request: web.Request) -> web.Response:
+        """Public AppView: `actors` (DIDs or handles) repeated, at most 25; unknown actors are left out."""
+        actors = request.query.getall("actors", [])
+        if not actors:
+            return self._error(400, "InvalidRequest", 'Error: Params must have the property "actors"')
+        if len(actors) > 25:
+            return self._error(400, "InvalidRequest", "Error: actors must not have more than 25 elements")
+        by_handle = {h: d for d, h in self.handles.items()}
+        profiles = []
+        for actor in actors:
+            did = actor if actor in self.handles else by_handle.get(actor)
+            if did is not None:
+                handle = self.handles[did]
+                profiles.append({"did": did, "handle": handle, "displayName": handle.split(".")[0],
+                                 "followersCount": 10, "followsCount": 5, "postsCount": 42})
+        return web.json_response(_checked(models.AppBskyActorGetProfiles.Response, {"profiles": profiles}))
 
 
 def _ts(value: str) -> float:
