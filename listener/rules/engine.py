@@ -20,19 +20,19 @@ import heapq
 import math
 from typing import Any, Callable, Iterable, Sequence
 
-from listener.alert import Alert, episode_id
+from listener.alert import Alert
 from listener.duration import format_span
 from listener.mention import Mention
-from listener.rules.alerting import Check, build_alert, check as _check
+from listener.rules.alerting import Check
+from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
 from listener.rules.filters import RegexBank, TextFeatures, features
-from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule, severity_rank
+from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule
 from listener.rules.runtime import RuleRuntime, verdict
-from listener.rules.state import MAX_SAMPLES, Episode, GroupState
+from listener.rules.state import Episode, GroupState
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
-MAX_EPISODE_AUTHORS = 1000
 
 
 class Engine:
@@ -210,8 +210,8 @@ class Engine:
             for key, state in rt.groups.items():
                 if state.episode is not None:
                     metrics, checks = self._current(rt, state)
-                    out.extend(self._alert(rt, key, state, "resolved", metrics, checks,
-                                           note="the rule was changed or removed by a reload"))
+                    out.extend(alert(rt, key, state, "resolved", metrics, checks, self.now_ts,
+                                     note="the rule was changed or removed by a reload"))
                     state.episode = None
         self._runtimes = runtimes
         self._by_id = {rt.rule.id: rt for rt in runtimes}
@@ -272,7 +272,7 @@ class Engine:
                 if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
                     out.extend(self._judge(rt, key, state, m.ts))
         elif rt.kind == "match":
-            out.extend(self._on_match_mention(rt, key, state, m))
+            out.extend(on_match_mention(rt, key, state, m, self.now_ts))
         else:  # flatline
             if m.ts > state.last_seen_ts:
                 state.last_seen_ts = m.ts
@@ -481,7 +481,7 @@ class Engine:
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         """A timer of a match or flatline rule (window kinds are handled in `advance`)."""
         if rt.kind == "match":
-            return self._evaluate_match(rt, key, state)
+            return evaluate_match(rt, key, state, self.now_ts)
         return self._evaluate(rt, key, state, self.now_ts)
 
     # -- window kinds and flatline ---------------------------------------------------
@@ -494,127 +494,14 @@ class Engine:
     def _judge(self, rt: RuleRuntime, key: str, state: GroupState, trigger_ts: float) -> list[Alert]:
         """The full verdict, with metrics and checks, and what it means for the group's episode."""
         holds, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
-        return self._decide(rt, key, state, holds, metrics, checks, trigger_ts)
-
-    def _escalation(self, rule: RuleBase, metrics: dict[str, Any], current: str) -> tuple[str, list[Check]]:
-        severity, why = current, []
-        for step in rule.escalate:
-            if severity_rank(step.severity) <= severity_rank(severity):
-                continue
-            checks = [_check(c.metric, c.op, c.bound, metrics.get(c.metric)) for c in step.conditions]
-            met = [c["met"] for c in checks]
-            if all(met) if step.combine == "all" else any(met):
-                severity, why = step.severity, checks
-        return severity, why
-
-    def _decide(self, rt: RuleRuntime, key: str, state: GroupState, holds: bool, metrics: dict[str, Any],
-                checks: list[Check], trigger_ts: float) -> list[Alert]:
-        rule = rt.rule
-        now = self.now_ts
-        ep = state.episode
-        if ep is None:
-            if not holds:
-                state.blocked = False
-                return []
-            if now < state.quiet_until:
-                state.blocked = True
-                return []
-            state.blocked = False
-            start = min(trigger_ts, now)
-            severity, why = self._escalation(rule, metrics, rule.severity)
-            state.episode = Episode(id=episode_id(rule.id, key, start), start_ts=start, severity=severity)
-            state.clear_since = None
-            state.quiet_until = now + rule.cooldown
-            return self._alert(rt, key, state, "firing", metrics, checks, escalation=why)
-        if holds:
-            state.clear_since = None
-            severity, why = self._escalation(rule, metrics, ep.severity)
-            if severity != ep.severity:  # escalations go out at once, cooldown or not
-                ep.severity = severity
-                ep.seq += 1
-                state.quiet_until = now + rule.cooldown
-                return self._alert(rt, key, state, "firing", metrics, checks, escalation=why)
-            return []
-        if state.clear_since is None:
-            state.clear_since = now
-        if now - state.clear_since >= rule.resolve_after:
-            alerts = self._alert(rt, key, state, "resolved", metrics, checks)
-            state.episode = None
-            state.clear_since = None
-            return alerts
-        return []
+        return decide(rt, key, state, holds, metrics, checks, trigger_ts, self.now_ts)
 
     def _current(self, rt: RuleRuntime, state: GroupState) -> tuple[dict[str, Any], list[Check]]:
         if rt.kind == "match":
             assert state.episode is not None
-            return self._match_metrics(state.episode), []
+            return match_metrics(state.episode), []
         _, metrics, checks = verdict(rt, state, self.now_ts, self.first_ts)
         return metrics, checks
-
-    # -- match ---------------------------------------------------------------------
-
-    def _on_match_mention(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention) -> list[Alert]:
-        rule = rt.rule
-        now = self.now_ts
-        ep = state.episode
-        if ep is None:
-            ep = state.episode = Episode(id=episode_id(rule.id, key, m.ts), start_ts=m.ts, severity=rule.severity)
-        ep.matches += 1
-        ep.samples.insert(0, m)
-        del ep.samples[MAX_SAMPLES * 4 :]
-        if m.author and len(ep.authors) < MAX_EPISODE_AUTHORS:
-            ep.authors.add(m.author)
-        ep.last_match_ts = max(ep.last_match_ts, m.ts)
-        ep.resolve_due = max(ep.resolve_due, max(m.ts, now) + rule.resolve_after)
-        metrics = self._match_metrics(ep)
-        severity, why = self._escalation(rule, metrics, ep.severity)
-        if ep.matches == 1 or severity != ep.severity or now >= state.quiet_until:
-            if ep.matches > 1:
-                ep.seq += 1
-            ep.severity = severity
-            ep.pending_update = False
-            state.quiet_until = now + rule.cooldown
-            return self._alert(rt, key, state, "firing", metrics, [], escalation=why)
-        ep.pending_update = True
-        return []
-
-    def _evaluate_match(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
-        ep = state.episode
-        if ep is None:
-            return []
-        now = self.now_ts
-        if now >= ep.resolve_due:
-            alerts = self._alert(rt, key, state, "resolved", self._match_metrics(ep), [])
-            state.episode = None
-            return alerts
-        if ep.pending_update and now >= state.quiet_until:
-            ep.seq += 1
-            ep.pending_update = False
-            state.quiet_until = now + rt.rule.cooldown
-            return self._alert(rt, key, state, "firing", self._match_metrics(ep), [])
-        return []
-
-    @staticmethod
-    def _match_metrics(ep: Episode) -> dict[str, Any]:
-        samples = ep.samples
-        n = len(samples)
-        return {
-            "count": ep.matches,
-            "mean_compound": round(sum(s.compound for s in samples) / n, 4) if n else None,
-            "unique_authors": len(ep.authors) or len({s.author for s in samples if s.author}),
-        }
-
-    # -- alerts --------------------------------------------------------------------
-
-    def _alert(self, rt: RuleRuntime, key: str, state: GroupState, status: str, metrics: dict[str, Any],
-               checks: list[Check], escalation: list[Check] | None = None, note: str | None = None) -> list[Alert]:
-        ep = state.episode
-        assert ep is not None
-        if status == "resolved":
-            ep.seq += 1
-        return [build_alert(rt.rule, rt.flag is not None, key, state, ep, status, metrics, checks, self.now_ts,
-                            escalation, note, rt.explainer)]
-
 
 def same_definition(a: RuleBase, b: RuleBase) -> bool:
     """Whether two rules decide the same way (they may differ in what their alerts say)."""
