@@ -243,7 +243,8 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
         for part in parts:
             found.extend(part(m, feats))
         # Function words ("I", "my") are context a rule may require, never what a post is about.
-        unique = [a for a in dict.fromkeys(found) if len(a) > 1 and a.casefold() not in STOPWORDS]
+        unique = [a for a in dict.fromkeys(found)
+                  if not (len(a) == 1 and a.isalnum()) and a.casefold() not in STOPWORDS]
         # "end it all" says nothing "going to end it all" does not.
         kept = [a for a in unique if not any(a != b and a.casefold() in b.casefold() for b in unique)]
         # In the order they occur in the post, so that the list reads along with it.
