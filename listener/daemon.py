@@ -88,10 +88,13 @@ class Daemon:
         timeout = aiohttp.ClientTimeout(total=30, connect=10)
         async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": _user_agent()}) as session:
             self.session = session
-            self.sources = {name: _TimedSource(source, self.metrics)
-                            for name, source in build_sources(
-                                self.config.sources, session,
-                                needed={p for w in self.config.watches for p, _ in w.jobs()}).items()}
+            built = build_sources(self.config.sources, session,
+                                  needed={p for w in self.config.watches for p, _ in w.jobs()})
+            for name, source in built.items():
+                keep_session = getattr(source, "keep_session", None)
+                if keep_session is not None:  # a source that logs in keeps its session in the store
+                    keep_session(self.store.session_keeper(name))
+            self.sources = {name: _TimedSource(source, self.metrics) for name, source in built.items()}
             self.scheduler = PollScheduler(
                 self.sources, get_cursor=self.store.get_cursor, on_batch=self._on_batch, on_poll=self._on_poll,
                 max_concurrent_per_platform=self.config.daemon.polls_per_platform,

@@ -114,7 +114,35 @@ def _m002_delivery(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN queued_ts REAL")
 
 
-MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery]
+def _m003_sessions(db: sqlite_utils.Database) -> None:
+    # A platform's login session (Bluesky's rotating refresh token), so that a restart refreshes it
+    # rather than logging in again: logins are rate limited (Bluesky: 30 per 5 minutes per account).
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            key TEXT PRIMARY KEY,
+            token TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery, _m003_sessions]
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """One session token in the store, under `key`: a `TokenKeeper` for a source."""
+
+    store: Store
+    key: str
+
+    def load(self) -> str | None:
+        return self.store.get_session_token(self.key)
+
+    def save(self, token: str | None) -> None:
+        self.store.set_session_token(self.key, token)
 
 
 @dataclass(frozen=True)
@@ -287,6 +315,27 @@ class Store:
                 extra=json.loads(row[12]) if row[12] else {},
                 sentiment=Sentiment(row[13], row[14], row[15], row[16]) if row[13] is not None else None,
             )
+
+    # -- login sessions -------------------------------------------------------------
+
+    def session_keeper(self, key: str) -> StoredToken:
+        """Where a source keeps its session token between runs (see `sources.base.TokenKeeper`)."""
+        return StoredToken(self, key)
+
+    def get_session_token(self, key: str) -> str | None:
+        row = self.db.execute("SELECT token FROM sessions WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_session_token(self, key: str, token: str | None) -> None:
+        with self.transaction():
+            if token is None:
+                self.db.execute("DELETE FROM sessions WHERE key = ?", [key])
+            else:
+                self.db.execute(
+                    "INSERT INTO sessions (key, token, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+                    [key, token, _now()],
+                )
 
     # -- cursors ------------------------------------------------------------------
 

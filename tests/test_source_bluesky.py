@@ -277,3 +277,42 @@ async def test_jetstream_posts_keep_their_dids_rather_than_wait_for_a_failing_ap
     assert [m.author for m in seen] == ["did:plc:a", "did:plc:a"]
     # After a failed look-up it waits a minute before asking again, rather than once per batch.
     assert len(bsky.api_requests("/xrpc/app.bsky.actor.getProfiles")) == 1
+
+
+# -- the session across restarts ----------------------------------------------------------
+
+
+async def test_a_restarted_source_refreshes_the_kept_session_instead_of_logging_in_again(bsky, session, tmp_path):
+    store = Store(tmp_path / "listener.db")
+    for run in range(3):  # three daemon starts, each with a new source on the same store
+        source = bsky.source(session)
+        source.keep_session(store.session_keeper("bluesky"))
+        bsky.publish(1)
+        assert len((await source.fetch(TAG, "MetroPD", None)).mentions) == run + 1
+    assert bsky.sessions_created == 1  # logins are limited to 30 per 5 minutes: a crash loop must not use them up
+    # Each start refreshed with the token the one before was handed (a reused one is refused).
+    assert len(bsky.api_requests("/xrpc/com.atproto.server.refreshSession")) == 2
+    kept = store.get_session_token("bluesky")
+    assert kept is not None and bsky.password not in kept  # the refresh token, never the app password
+    store.close()
+
+
+async def test_a_kept_session_that_is_refused_or_for_another_account_means_logging_in(bsky, session, tmp_path):
+    store = Store(tmp_path / "listener.db")
+    source = bsky.source(session)
+    source.keep_session(store.session_keeper("bluesky"))
+    await source.fetch(TAG, "MetroPD", None)
+    bsky.refresh.clear()  # the app password was revoked and re-issued: old sessions die
+    source = bsky.source(session)
+    source.keep_session(store.session_keeper("bluesky"))
+    await source.fetch(TAG, "MetroPD", None)
+    assert bsky.sessions_created == 2
+    # A token kept for another account is not tried at all.
+    store.set_session_token("bluesky", '{"identifier": "someone.else", "refresh": "ref-not-ours"}')
+    source = bsky.source(session)
+    source.keep_session(store.session_keeper("bluesky"))
+    refreshes = len(bsky.api_requests("/xrpc/com.atproto.server.refreshSession"))
+    await source.fetch(TAG, "MetroPD", None)
+    assert len(bsky.api_requests("/xrpc/com.atproto.server.refreshSession")) == refreshes
+    assert bsky.sessions_created == 3
+    store.close()

@@ -82,6 +82,18 @@ class Source(Protocol):
     async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch: ...
 
 
+class TokenKeeper(Protocol):
+    """Keeps a source's login session between runs (the daemon gives one backed by its store).
+
+    A source that logs in (Bluesky) offers `keep_session(keeper)`; `load()` is None when nothing
+    was kept, `save(None)` forgets it.
+    """
+
+    def load(self) -> str | None: ...
+
+    def save(self, token: str | None) -> None: ...
+
+
 def load_cursor(cursor: str | None) -> dict[str, Any]:
     """A source's JSON cursor; an unreadable one (hand-edited, older release) starts afresh."""
     if not cursor:

@@ -9,6 +9,7 @@ the newest `indexedAt` seen plus the posts seen in the overlap window; each poll
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import timedelta
@@ -18,7 +19,7 @@ import aiohttp
 
 from listener.errors import MentionError, SourceError, SourceUnavailableError
 from listener.mention import Mention, format_time, from_ts, parse_time
-from listener.sources.base import Batch, Watch, dump_cursor, load_cursor, watch_fields
+from listener.sources.base import Batch, TokenKeeper, Watch, dump_cursor, load_cursor, watch_fields
 from listener.sources.http import Clock, HttpClient, Sleep, epoch_quota
 from listener.sources.settings import BlueskySettings
 
@@ -85,12 +86,18 @@ def mention_from_view(view: dict[str, Any], watch: Watch) -> Mention:
 
 
 class BlueskySession:
-    """An app-password session: created once, refreshed on expiry, re-created when refresh fails."""
+    """An app-password session: created once, refreshed on expiry, re-created when refresh fails.
 
-    def __init__(self, http: HttpClient, identifier: str, password: str) -> None:
+    With a `keeper` the rotating refresh token outlives the process: a restarted daemon refreshes
+    the session it had instead of logging in again (createSession allows 30 logins per 5 minutes
+    and 300 a day per account, which a crash loop would use up).
+    """
+
+    def __init__(self, http: HttpClient, identifier: str, password: str, keeper: TokenKeeper | None = None) -> None:
         self.http = http
         self.identifier = identifier
         self._password = password
+        self.keeper = keeper
         self._access: str | None = None
         self._refresh: str | None = None
         self._lock = asyncio.Lock()
@@ -100,7 +107,10 @@ class BlueskySession:
     async def token(self) -> str:
         async with self._lock:
             if self._access is None:
-                await self._create()
+                if self._refresh is None:
+                    self._refresh = self._kept()
+                if self._refresh is None or not await self._refresh_session():
+                    await self._create()
             assert self._access is not None
             return self._access
 
@@ -109,19 +119,45 @@ class BlueskySession:
         async with self._lock:
             if self._access != stale:
                 return  # another job already renewed it
-            if self._refresh is not None:
-                resp = await self.http.request(
-                    "POST",
-                    "/xrpc/com.atproto.server.refreshSession",
-                    headers={"Authorization": f"Bearer {self._refresh}"},
-                    ok=(200, 400, 401),
-                )
-                if resp.status == 200:
-                    self._store(resp.json())
-                    self.refreshed += 1
-                    return
-                log.info("bluesky: refresh token refused (%s); creating a new session", _xrpc_error(resp.json()))
-            await self._create()
+            if self._refresh is None or not await self._refresh_session():
+                await self._create()
+
+    async def _refresh_session(self) -> bool:
+        resp = await self.http.request(
+            "POST",
+            "/xrpc/com.atproto.server.refreshSession",
+            headers={"Authorization": f"Bearer {self._refresh}"},
+            ok=(200, 400, 401),
+        )
+        if resp.status == 200:
+            self._store(resp.json())
+            self.refreshed += 1
+            return True
+        log.info("bluesky: refresh token refused (%s); creating a new session", _xrpc_error(resp.json()))
+        self._refresh = None
+        return False
+
+    def _kept(self) -> str | None:
+        """The refresh token kept by an earlier run for this account, if any."""
+        if self.keeper is None:
+            return None
+        try:
+            kept = json.loads(self.keeper.load() or "null")
+        except Exception as exc:  # a broken store must not stop the source: it logs in instead
+            log.warning("bluesky: cannot read the kept session (%s); logging in", type(exc).__name__)
+            return None
+        if not isinstance(kept, dict) or kept.get("identifier") != self.identifier:
+            return None  # nothing kept, or kept for another account
+        return kept["refresh"] if isinstance(kept.get("refresh"), str) else None
+
+    def _keep(self) -> None:
+        if self.keeper is None:
+            return
+        value = None if self._refresh is None else json.dumps({"identifier": self.identifier, "refresh": self._refresh})
+        try:
+            self.keeper.save(value)
+        except Exception as exc:  # the session still works; only the next restart logs in again
+            log.warning("bluesky: cannot keep the session for the next start (%s)", type(exc).__name__)
 
     async def _create(self) -> None:
         # createSession is limited to 30 per 5 min per account: only here, never per poll.
@@ -134,6 +170,7 @@ class BlueskySession:
         body = resp.json()
         if resp.status != 200:
             self._access = self._refresh = None
+            self._keep()
             raise SourceError(PLATFORM, f"login as {self.identifier} refused: {_xrpc_error(body)}")
         self._store(body)
         self.created += 1
@@ -142,6 +179,7 @@ class BlueskySession:
         if not isinstance(body, dict) or not body.get("accessJwt") or not body.get("refreshJwt"):
             raise SourceUnavailableError(PLATFORM, "session answer without tokens")
         self._access, self._refresh = body["accessJwt"], body["refreshJwt"]
+        self._keep()
 
 
 def _xrpc_error(body: Any) -> str:
@@ -170,6 +208,11 @@ class BlueskySource:
         self.session: BlueskySession | None = (
             BlueskySession(self.http, settings.identifier, password) if settings.identifier and password else None
         )
+
+    def keep_session(self, keeper: TokenKeeper) -> None:
+        """Keep the login session in `keeper` between runs (see BlueskySession)."""
+        if self.session is not None:
+            self.session.keeper = keeper
 
     async def fetch(self, watch: Watch, target: str, cursor: str | None) -> Batch:
         state = load_cursor(cursor)
