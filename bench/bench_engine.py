@@ -110,12 +110,30 @@ def engine_state(engine: Engine) -> dict[str, int]:
     return {"groups": groups, "windowed_mentions": windowed, "timers": len(engine._timers)}
 
 
+def count_calls(rules: list[RuleBase], mentions: list[Mention]) -> float:
+    """Python-level calls per mention on a fresh engine: a measure of the engine's work that does
+    not move with the machine's load, for comparing two versions of the engine."""
+    import cProfile
+    import pstats
+
+    engine = Engine(rules)
+    profile = cProfile.Profile()
+    profile.enable()
+    for start in range(0, len(mentions), 1000):
+        engine.process(mentions[start : start + 1000])
+    profile.disable()
+    return round(pstats.Stats(profile).total_calls / max(1, len(mentions)), 1)  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=200_000)
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--rules", default=str(SHIPPED_RULES))
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "engine.json"))
+    parser.add_argument("--calls", type=int, default=40_000, metavar="N",
+                        help="also count the Python-level calls the engine makes on the first N mentions "
+                             "(cProfile; unlike time, the same in every run, so small changes show); 0: skip")
     args = parser.parse_args(argv)
 
     shipped = load_rules([args.rules]).rules
@@ -151,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             if start < mark <= done:
                 memory.append({"percent": pct, "rss_mb": round(rss_mb(), 1), **engine_state(engine)})
 
+    calls = count_calls(rules, scored[: args.calls]) if args.calls else None
     n = len(scored)
     result = {
         "mentions": n, "days": args.days, "rules": len(rules), "shipped_rules": len(shipped),
         "engine_mentions_per_s": round(n / engine_s), "vader_texts_per_s": round(n / vader_s),
         "engine_s": round(engine_s, 2), "vader_s": round(vader_s, 2), "alerts": alerts,
         "rss_before_engine_mb": round(base_rss, 1), "memory": memory,
+        "calls_per_mention": calls, "calls_mentions": args.calls,
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -165,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'engine':<8} {result['engine_mentions_per_s']:>9,} mentions/s  "
           f"({engine_s:.1f} s, {alerts} alert messages)")
     print(f"  {'VADER':<8} {result['vader_texts_per_s']:>9,} texts/s     ({vader_s:.1f} s, same texts)")
+    if calls is not None:
+        print(f"  {'calls':<8} {calls:>9} per mention (Python-level, first {args.calls:,} mentions)")
     print(f"  {'at':>5} {'RSS MB':>8} {'groups':>8} {'windowed':>9} {'timers':>7}")
     for row in memory:
         print(f"  {row['percent']:>4}% {row['rss_mb']:>8} {row['groups']:>8} "

@@ -155,3 +155,13 @@ def test_run_all_lists_every_benchmark(capsys):
     assert bench("run_all").main(["--list"]) == 0
     listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
     assert listed >= {"pipeline", "latency", "memory", "backtest", "sentiment"}
+
+
+def test_engine_benchmark_runs_small_and_counts_calls(tmp_path):
+    out = tmp_path / "engine.json"
+    assert bench("bench_engine").main(["--mentions", "3000", "--days", "1", "--calls", "500", "--out", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["rules"] == 20 and data["mentions"] == 3000
+    assert data["engine_mentions_per_s"] > 0 and data["vader_texts_per_s"] > 0
+    assert data["calls_per_mention"] > 20  # at least a call per rule per mention
+    assert [row["percent"] for row in data["memory"]] == [25, 50, 100]
