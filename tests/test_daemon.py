@@ -256,3 +256,47 @@ async def test_sigkill_then_restart_misses_nothing_and_invents_no_ids(tmp_path, 
         if alert["status"] == "firing" and alert["seq"] == 1:
             by_text.setdefault(alert["samples"][0]["text"], set()).add(alert["id"])
     assert all(len(ids) == 1 for ids in by_text.values()), {t: i for t, i in by_text.items() if len(i) > 1}
+
+
+async def test_a_restarted_daemon_refreshes_its_bluesky_session_instead_of_logging_in_again(tmp_path, mosquitto):
+    from fakes.bluesky import OUR_HANDLE, FakeBluesky
+
+    fake = FakeBluesky()
+    await fake.start()
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "keyword.yaml").write_text(RULE.format(word="emergency"))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""\
+store: {{path: {tmp_path / 'listener.db'}}}
+broker: {{url: "mqtt://127.0.0.1:{mosquitto.port}", prefix: {PREFIX}, client_id: listener-bluesky}}
+rules: {{paths: [rules], reload_check_interval: 0}}
+sources:
+  bluesky: {{base_url: "{fake.base_url}", public_url: "{fake.base_url}", identifier: {OUR_HANDLE},
+             app_password: {{env: LISTENER_BLUESKY_PASSWORD}}}}
+watches:
+  - {{id: metropd, kind: hashtag, targets: {{bluesky: MetroPD}}, interval: 1s}}
+health: {{listen: "127.0.0.1:{free_port()}"}}
+log: {{format: json, level: info}}
+daemon: {{tick_interval: 1s, shutdown_timeout: 5s}}
+""")
+    log = tmp_path / "daemon.log"
+    env = dict(os.environ, LISTENER_BLUESKY_PASSWORD=fake.password)
+    searches = lambda: len(fake.api_requests("/xrpc/app.bsky.feed.searchPosts"))  # noqa: E731
+    try:
+        for start in range(2):
+            with open(log, "ab") as handle:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "listener", "run", "--config", str(config),
+                    stdout=handle, stderr=handle, env=env)
+            try:
+                polled = searches()
+                await eventually(lambda polled=polled: searches() >= polled + 2,  # type: ignore[misc]
+                                 what=f"Bluesky searches after start {start + 1}")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert await proc.wait() == 0
+    finally:
+        await fake.close()
+    assert fake.sessions_created == 1, "the second start logged in again"
+    assert len(fake.api_requests("/xrpc/com.atproto.server.refreshSession")) == 1
+    assert fake.password not in log.read_text()
