@@ -87,15 +87,17 @@ class Pipeline:
     def tick(self, now_ts: float) -> list[Alert]:
         """Advance the engine's clock (windows empty, episodes resolve) and queue what that causes."""
         self._catch_up()
-        with self._committing():
-            return self.queue(self.engine.advance(now_ts))
+        with self._moving():
+            alerts = self.engine.advance(now_ts)
+        return self.queue(alerts)
 
     def record_poll(self, watch: str | None, platform: str, ts: float, ok: bool, error: str | None = None,
                     watch_kind: str | None = None) -> list[Alert]:
         """Tell the engine how a poll went (for flatline rules) and queue what that causes."""
         self._catch_up()
-        with self._committing():
-            return self.queue(self.engine.record_poll(watch, platform, ts, ok, error, watch_kind))
+        with self._moving():
+            alerts = self.engine.record_poll(watch, platform, ts, ok, error, watch_kind)
+        return self.queue(alerts)
 
     def queue(self, alerts: list[Alert]) -> list[Alert]:
         """Put alerts decided outside a batch (a poll outcome, a rule reload) in the outbox, with the state."""
@@ -110,9 +112,14 @@ class Pipeline:
     @contextmanager
     def _committing(self) -> Iterator[None]:
         """The store's transaction; if it does not commit, the engine is marked as ahead of the store."""
+        with self._moving(), self.store.transaction():
+            yield
+
+    @contextmanager
+    def _moving(self) -> Iterator[None]:
+        """The engine moves on inside; if that fails half-way, it is marked as ahead of the store."""
         try:
-            with self.store.transaction():
-                yield
+            yield
         except BaseException:
             self._ahead = True
             raise

@@ -84,3 +84,23 @@ def test_a_resolution_lost_with_a_failed_tick_is_sent_by_the_next_tick(tmp_path,
     assert [(rule, status, seq) for rule, status, seq, _ in queued(store)] == [
         ("crisis", "firing", 1), ("crisis", "resolved", 2)]
     assert pipeline.tick(post.ts + 2000) == []
+
+
+def test_a_commit_that_fails_at_the_very_end_also_puts_the_engine_back(tmp_path, make_mention):
+    """A deferred constraint fails at COMMIT, after everything inside the transaction succeeded."""
+    store = Store(tmp_path / "s.db")
+    pipeline = Pipeline(store, SentimentScorer(), Engine([CRISIS]))
+    post = make_mention("I want to die", at_s=0, author="someone", scored=False)
+    firing = pipeline.ingest([post]).alerts
+    db = store.db.conn
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE guard (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    db.execute("CREATE TRIGGER fail_at_commit AFTER INSERT ON outbox BEGIN INSERT INTO guard VALUES (42); END")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        pipeline.tick(post.ts + 900)  # the resolution is decided, queued, and lost at COMMIT
+    db.execute("DROP TRIGGER fail_at_commit")
+    resolved = pipeline.tick(post.ts + 960)
+    assert [(a.status, a.seq, a.id) for a in resolved] == [("resolved", 2, firing[0].id)]
+    assert [(rule, status, seq) for rule, status, seq, _ in queued(store)] == [
+        ("crisis", "firing", 1), ("crisis", "resolved", 2)]
