@@ -23,6 +23,26 @@ def test_migrates_an_empty_file_to_the_current_version(tmp_path):
     again.close()
 
 
+def test_a_store_from_the_previous_release_is_upgraded_in_place_keeping_its_data(tmp_path, make_mention):
+    path = tmp_path / "old.db"
+    store = Store(path)
+    store.insert_mentions([make_mention("kept across the upgrade")])
+    store.set_cursor("x:metropd", "cursor-7")
+    store.close()
+    # What the release before sessions were kept wrote: schema version 2, no sessions table.
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE sessions")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    upgraded = Store(path)
+    assert upgraded.schema_version == len(MIGRATIONS) == 3
+    assert upgraded.mention_count() == 1 and upgraded.get_cursor("x:metropd") == "cursor-7"
+    upgraded.set_session_token("bluesky", '{"identifier": "metropolice.bsky.social", "refresh": "r"}')
+    assert upgraded.session_keeper("bluesky").load() is not None
+    upgraded.close()
+
+
 def test_refuses_a_store_from_a_newer_release(tmp_path):
     path = tmp_path / "future.db"
     conn = sqlite3.connect(path)
