@@ -63,11 +63,15 @@ def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
             phrases.setdefault(max(bare, key=len), []).append(" " + " ".join(bare) + " ")
     single = frozenset(words)
     keys = frozenset(phrases)
+    either = single | keys
 
     def test(f: TextFeatures) -> bool:
-        if not single.isdisjoint(f.words):
+        found = f.words
+        if either.isdisjoint(found):
+            return False  # most texts: one set operation
+        if not single.isdisjoint(found):
             return True
-        for key in keys.intersection(f.words):
+        for key in keys.intersection(found):
             for phrase in phrases[key]:
                 if phrase in f.stream:
                     return True

@@ -223,12 +223,13 @@ def _unready(rt: RuleRuntime, reason: str, would_look: bool) -> bool:
     return False
 
 def baseline(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> BaselineValue:
-    rule = rt.rule
-    assert isinstance(rule, BaselineRule) and state.history is not None
     history = state.history
+    assert history is not None
     cache_key = (int(now // history.width_s), history.version)
     if state.base_key == cache_key and state.base_value is not None:
         return state.base_value  # type: ignore[no-any-return]
+    rule = rt.rule
+    assert isinstance(rule, BaselineRule)
     span = rule.baseline.span_s(rule.window)
     history.prune(now - span - history.width_s)
     start = first_ts if first_ts is not None else now
