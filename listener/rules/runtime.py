@@ -141,35 +141,6 @@ def may_hold(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | N
                     and now - state.first_fail_ts >= rule.failing_for))
     return True
 
-def condition_holds(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> bool:
-    """`verdict(...)[0]` without building metrics and checks, for the common case where nothing is open.
-
-    It tests the same rounded values against the same bounds, and counts an evaluation that
-    lacked history exactly as `verdict` does.
-    """
-    rule = rt.rule
-    if isinstance(rule, ThresholdRule):
-        return may_hold(rt, state, now, first_ts)  # exact for thresholds: the same values, the same bounds
-    if isinstance(rule, SpikeRule):
-        count = len(state.window)
-        base = baseline(rt, state, now, first_ts)
-        if not base.ready:
-            return _unready(rt, base.reason, count >= rule.min_count)
-        if count < rule.min_count or count < rule.factor * base.count:
-            return False
-        return base.mad is None or rule.min_mads <= 0 or count >= base.count + rule.min_mads * base.mad
-    if isinstance(rule, SentimentShiftRule):
-        count = len(state.window)
-        base = baseline(rt, state, now, first_ts)
-        if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
-            reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {rule.min_baseline_count}"
-            return _unready(rt, reason, count >= rule.min_count)
-        if count < rule.min_count:  # (min_count >= 1, so the window is not empty below)
-            return False
-        return round(base.mean - round(state.sum_compound / count, 4), 4) >= rule.drop
-    return verdict(rt, state, now, first_ts)[0]
-
-
 def verdict(rt: RuleRuntime, state: GroupState, now: float,
             first_ts: float | None) -> tuple[bool, dict[str, Any], list[Check]]:
     rule = rt.rule
@@ -341,7 +312,9 @@ def _all_or_any(tests: list[Callable[[GroupState], bool]], combine_all: bool) ->
 
 
 def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | None], bool]:
-    """`may_hold(...) and condition_holds(...)` for one rule: the test of a group with nothing open."""
+    """`may_hold(...) and verdict(...)[0]` for one rule, without building metrics and checks: the test
+    of a group with nothing open. The same rounded values against the same bounds, and an evaluation
+    that lacked history counted exactly as `verdict` counts it (tests/test_engine_compiled.py)."""
     rule = rt.rule
     if isinstance(rule, ThresholdRule):
         test = _all_or_any([_condition_test(c) for c in rule.conditions], rule.combine == "all")
@@ -376,7 +349,7 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
 
         return shift_holds
     return lambda state, now, first_ts: (may_hold(rt, state, now, first_ts)
-                                         and condition_holds(rt, state, now, first_ts))
+                                         and verdict(rt, state, now, first_ts)[0])
 
 
 def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
