@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -64,3 +65,96 @@ def test_compiled_tests_agree_with_the_definitions(make_mention, spec):
     assert trues > 0  # the condition held now and then, so both answers were exercised
     if spec["kind"] != "threshold":
         assert rt.unready > 0  # and so was the bookkeeping of evaluations that lacked history
+
+
+# Rules whose verdict can turn true as mentions leave a window, for every metric and direction.
+DRAIN_RULES: list[dict[str, Any]] = RULES + [
+    {"kind": "threshold", "window": "30m", "conditions": ["count >= 5", "share_positive >= 0.6"]},
+    {"kind": "threshold", "window": "30m", "conditions": ["count > 4", "share_negative <= 0.2"]},
+    {"kind": "threshold", "window": "40m", "conditions": ["count >= 4", "mean_compound >= 0.3"]},
+    {"kind": "threshold", "window": "40m", "conditions": ["unique_authors <= 2", "count >= 3"]},
+    {"kind": "threshold", "window": "1h", "conditions": ["share_neutral >= 0.5", "mean_compound < -0.1"],
+     "combine": "any"},
+    {"kind": "sentiment_shift", "window": "30m", "baseline": {"type": "trailing", "period": "3h"}, "drop": 0.1,
+     "min_count": 4, "min_baseline_count": 10},
+]
+
+
+def _moody_stream(make_mention, seed: int) -> list[Any]:
+    """Mentions in moods (mostly negative, mostly positive, mixed, neutral) with quiet gaps between,
+    5 % of them late: windows fill with one mood and drain into another."""
+    rng = random.Random(seed)
+    moods = [[-0.8, -0.6, -0.3, 0.4], [0.7, 0.5, 0.9, -0.2], [-0.7, 0.0, 0.6, 0.02], [0.0, 0.01, -0.02, 0.3]]
+    out, t = [], 0.0
+    for _ in range(60):
+        mood = rng.choice(moods)
+        for _ in range(rng.randrange(3, 30)):
+            t += rng.expovariate(1 / 60)
+            late = rng.random() < 0.05
+            out.append(make_mention(at_s=t - (rng.random() * 900 if late else 0), watch=rng.choice("ab"),
+                                    author=f"u{rng.randrange(6)}", compound=rng.choice(mood)))
+        t += rng.expovariate(1 / 1500)  # a quiet gap: the windows drain
+    return out
+
+
+@pytest.mark.parametrize("spec", DRAIN_RULES, ids=[f"{r['kind']}-{i}" for i, r in enumerate(DRAIN_RULES)])
+def test_skipping_departures_that_cannot_make_a_rule_hold_changes_no_alert(make_mention, spec):
+    """A group with nothing open is looked at only at the first departure that could make its rule
+    hold (drains.py); an engine that looks at every departure must send exactly the same alerts."""
+    rule = RULE.validate_python({"id": "r", **BASE, **spec})
+    stream = _moody_stream(make_mention, seed=len(str(spec)))
+    fast, every = Engine([rule]), Engine([rule])
+    every.runtime("r").first_look = None  # type: ignore[union-attr]
+    out: dict[str, list[Any]] = {"fast": [], "every": []}
+    for engine, name in ((fast, "fast"), (every, "every")):
+        for start in range(0, len(stream), 7):
+            batch = stream[start : start + 7]
+            out[name] += engine.process(batch)
+            out[name] += engine.advance(max(m.ts for m in batch) + 5)
+        out[name] += engine.advance(stream[-1].ts + 86400)
+    assert [a.to_payload() for a in out["fast"]] == [a.to_payload() for a in out["every"]]
+    assert fast.history_note("r") == every.history_note("r")
+    arrived = {m.ts for m in stream}
+    drained = [a for a in out["every"] if a.status == "firing" and a.fired_at_ts not in arrived]
+    if spec.get("baseline", {}).get("type") != "seasonal":  # (the stream is shorter than its week of history)
+        assert drained, "no alert fired as mentions left a window: the skipping was not exercised"
+
+
+@pytest.mark.parametrize("text", [f"{metric} {op} {bound}" for metric, bounds in [
+    ("count", [3, 8]), ("unique_authors", [2, 4]), ("flagged", [2, 5]), ("share_negative", [0.25, 0.5, 0.75]),
+    ("share_positive", [0.2, 0.5]), ("share_neutral", [0.4]), ("share_flagged", [0.5]),
+    ("mean_compound", [-0.3, 0.0, 0.25])] for bound in bounds for op in (">=", "<=", ">", "<")])
+def test_a_departure_bound_is_never_above_the_departures_a_condition_needs(make_mention, text):
+    """`condition_bound`: the oldest k mentions leave; whenever the condition holds after that, k is
+    at least the bound. Windows of every mix, compounds on a grid so that shares and means land
+    exactly on the bounds."""
+    from listener.rules.drains import condition_bound
+    from listener.rules.model import parse_condition
+    from listener.rules.state import GroupState
+
+    condition = parse_condition(text)
+    bound = condition_bound(condition)
+    rng = random.Random(text)
+    orders = [  # the oldest leave first: each order puts other mentions first, to reach the best case
+        lambda c, f, a: c, lambda c, f, a: -c, lambda c, f, a: -abs(c), lambda c, f, a: abs(c),
+        lambda c, f, a: f, lambda c, f, a: not f, lambda c, f, a: a,
+    ]
+    close = 0
+    for _ in range(200):
+        mix = [(rng.choice([-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]), rng.random() < 0.4,
+                f"u{rng.randrange(6)}") for _ in range(rng.randrange(1, 12))]
+        for order in orders:
+            state = GroupState({})
+            for i, (c, f, a) in enumerate(sorted(mix, key=lambda x: order(*x))):
+                state.add(make_mention(at_s=i, author=a, compound=c), f)
+            said = bound(state)
+            least = math.floor(said) if math.isfinite(said) else said  # as the engine uses it
+            for k in range(len(state.window) + 1):
+                if condition.holds(state.value(condition.metric)):
+                    assert k >= least, f"held after {k} departures, bound said {said}"
+                    close += 0 < k <= least + 1
+                    break
+                if state.window:
+                    state.evict(state.window[0].ts)
+    assert close or condition.op in (">=", ">") and condition.metric in ("count", "unique_authors", "flagged"), \
+        "the bound was never within one departure of what was needed: it would pass if it were always 0"

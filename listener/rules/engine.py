@@ -325,8 +325,10 @@ class Engine:
                 self.now_ts = due
             if rt.window_s:
                 state.evict(self.now_ts - rt.window_s)
+                arrivals = rt.unready  # "stayed quiet for lack of history" counts mentions, not timers
                 if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
                     out.extend(self._judge(rt, key, state, self.now_ts))
+                rt.unready = arrivals
             else:
                 out.extend(self._on_timer(rt, key, state))
             self._settle(rt, key, state, fired_at=due)
@@ -353,7 +355,7 @@ class Engine:
             return None
         parts = [f"needs {format_span(need)} of history, had {format_span(have)}"]
         if rt.unready:
-            parts.append(f"stayed quiet {rt.unready} times for lack of it ({rt.unready_reason})")
+            parts.append(f"stayed quiet for lack of it as {rt.unready} mentions came in ({rt.unready_reason})")
         return "; ".join(parts)
 
     # -- timers ----------------------------------------------------------------------
@@ -372,17 +374,16 @@ class Engine:
         if w and state.episode is None and not state.blocked:
             # The common case, as _needs() decides it: a window with nothing open.
             if rt.cannot_rise(state):
-                # Draining cannot make it hold: no timer; a sweep forgets the group once it has drained.
-                if not state.draining:
-                    state.draining = True
-                    end = w[-1].ts + rt.window_s
-                    rt.draining.append((end, key, state))
-                    if end < rt.sweep_due:
-                        rt.sweep_due = end
-                        if end < self._sweep_due:
-                            self._sweep_due = end
+                self._drain(rt, key, state)
                 return
-            due = w[0].ts + rt.window_s
+            first_look = rt.first_look
+            if first_look is None:
+                due = w[0].ts + rt.window_s
+            else:  # skip the departures that cannot make it hold (drains.py)
+                due = first_look(state, self.now_ts, self.first_ts)
+                if due == math.inf:
+                    self._drain(rt, key, state)
+                    return
         elif self._idle(rt, state):
             rt.groups.pop(key, None)
             return
@@ -392,6 +393,17 @@ class Engine:
             return  # (a need at or before the timer that just ran would loop; it never should)
         if due < state.timer_due:
             self._push(rt, key, state, due)
+
+    def _drain(self, rt: RuleRuntime, key: str, state: GroupState) -> None:
+        """Draining cannot make it hold: no timer; a sweep forgets the group once it has drained."""
+        if not state.draining:
+            state.draining = True
+            end = state.window[-1].ts + rt.window_s
+            rt.draining.append((end, key, state))
+            if end < rt.sweep_due:
+                rt.sweep_due = end
+                if end < self._sweep_due:
+                    self._sweep_due = end
 
     def _sweep(self, now: float) -> None:
         """Forget the timer-less groups (see `_settle`) whose window has passed by `now`.

@@ -15,6 +15,7 @@ from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
+from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
     Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match,
 )
@@ -53,11 +54,15 @@ class RuleRuntime:
         self.all_rising = len(self.rising) == len(conditions)
         self.combine_all = getattr(rule, "combine", "all") == "all"
         self._explainer: object = _UNSET
-        self.unready = 0  # evaluations that stayed quiet for lack of history (while volume was there)
+        self.unready = 0  # mentions that came in with the volume to look at, but too little history
         self.unready_reason = ""
         # Compiled once: the hot path calls these for every mention and every timer.
         self.holds_now: Callable[[GroupState, float, float | None], bool] = _compile_holds_now(self)
         self.cannot_rise: Callable[[GroupState], bool] = _compile_cannot_rise(self)
+        # For a group with nothing open: the first of its window's mentions whose departure could make
+        # the rule hold (see drains.py); the engine times the group to that departure, not the next.
+        self.first_look: Callable[[GroupState, float, float | None], float] | None = compile_first_look(
+            rule, lambda state, now, first_ts: baseline(self, state, now, first_ts), self.bucket_s)
         self.key_of: Callable[[Mention], str] | None = None  # when every mention falls in exactly one group
         self.key_values: Callable[[Mention], dict[str, str]] = lambda m: {}
         single = _compile_key(rule)

@@ -68,6 +68,7 @@ class GroupState:
     draining: bool = False  # waits in RuleRuntime.draining to be forgotten (it has no timer)
     base_key: tuple[int, int] | None = None  # baseline cache: (bucket of now, history version)
     base_value: Any = None
+    bucket_look: tuple[float, float] | None = None  # (history bucket of now, first departure in a later one)
     last: Mention | None = None  # the newest mention seen, to name watch/platform once the window is empty
     # flatline: what the sources reported
     last_seen_ts: float = -math.inf
@@ -86,6 +87,7 @@ class GroupState:
             index = bisect.bisect_right([x.ts for x in w], ts)
             w.insert(index, m)
             self.flags.insert(index, flagged)
+            self.bucket_look = None  # it may leave before the departure remembered there
         s = m.sentiment
         c = s.compound if s is not None else 0.0
         self.sum_compound += c
