@@ -151,3 +151,61 @@ def test_alert_samples_carry_what_they_matched_within_the_size_limits(make_menti
 def test_first_person_words_a_rule_requires_as_context_are_not_listed(make_mention):
     match = {"any": ["suicide"], "any_of": [{"any": ["i", "i'm", "my", "me"]}]}
     assert explained(match, make_mention("I'm thinking about suicide, my head is a mess")) == ["suicide"]
+
+
+def _rule_test_texts() -> list[str]:
+    """Every text in the shipped rule tests (posts that must fire and posts that must not)."""
+    from listener.yamlfile import load_yaml, plain
+
+    texts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    texts.append(value)
+                elif key == "texts" and isinstance(value, list):
+                    texts.extend(v for v in value if isinstance(v, str))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((SHIPPED_RULES / "tests").glob("*.yaml")):
+        walk(plain(load_yaml(path.read_text(), str(path))))
+    return texts
+
+
+def test_a_texts_words_rule_out_a_filter_only_when_the_filter_fails(make_mention):
+    """`text_need` is what the engine checks before a rule's predicate: it must never rule out a
+    mention the predicate passes, and it should rule out most mentions for the text rules."""
+    from listener.demo.scenario import CHATTER, CRITICISM, DEFENDERS, THANKS
+    from listener.rules.filters import text_need
+
+    texts = _rule_test_texts() + [t[0] for t in CHATTER] + CRITICISM + DEFENDERS + THANKS + [
+        "I'm going to kill myself tonight", "IM GONNA END IT ALL", "i can’t go on like this", "#MetroCares rocks",
+        "partial PLATE bkr 4 on the van", "🤡🤡 clowns", "@ConstDaniels thanks!", "non-emergency line?",
+    ]
+    texts = [t for t in texts if t.strip()]
+    assert len(texts) > 200
+    extra = [{"all": ["non-emergency", "line"]}, {"any": ["#metrocares", "@constdaniels"]}, {"regex": "🤡{2,}"},
+             {"any_of": [{"any": ["thanks"]}, {"sentiment": "negative"}]}, {"none": ["love"]}]
+    blocks = [(f"extra-{i}", Match.model_validate(b)) for i, b in enumerate(extra)]
+    for rule in load_rules([SHIPPED_RULES]).rules:
+        blocks += [(rule.id, b) for b in (rule.match, getattr(rule, "flag", None)) if b is not None]
+    ruled_out: dict[str, float] = {}
+    for name, block in blocks:
+        bank = RegexBank()
+        predicate = compile_match(block, bank)
+        need = text_need(block, bank)
+        out = 0
+        for text in texts:
+            m = make_mention(text.format(at="@MetroPolice", tag="MetroCares"), compound=-0.5)
+            feats = features(m.text)
+            if need is not None and need[0].isdisjoint(feats.words) and need[1].isdisjoint(bank.hits(m.text)):
+                assert not predicate(m, lambda f=feats: f), (name, text)
+                out += 1
+        ruled_out[name] = max(ruled_out.get(name, 0.0), out / len(texts))
+    for rule_id in ("person-in-crisis", "threat-against-officers", "crime-tip"):
+        assert ruled_out[rule_id] > 0.3, ruled_out  # the text rules: most posts never reach their filters

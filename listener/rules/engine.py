@@ -237,7 +237,15 @@ class Engine:
                     if ts >= self._sweep_due:
                         self._sweep(ts)
             feats = _lazy_features(m)
+            words: frozenset[str] | None = None
             for rt in runtimes:
+                need = rt.need_words
+                if need is not None:  # a rule that tests text: has the text any word it needs?
+                    if words is None:
+                        words = feats().words
+                    if need.isdisjoint(words) and (not rt.need_regexes
+                                                   or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
+                        continue
                 if not rt.predicate(m, feats):
                     continue
                 key_of = rt.key_of

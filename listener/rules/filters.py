@@ -93,11 +93,12 @@ class RegexBank:
     per regex. Regexes are added while rules are compiled; the first search closes the bank.
     """
 
-    __slots__ = ("_closed", "_filter", "_last_hits", "_last_text", "_size")
+    __slots__ = ("_closed", "_filter", "_last_hits", "_last_text", "_patterns", "_size")
 
     def __init__(self) -> None:
         self._filter = re2.Filter()
         self._size = 0
+        self._patterns: dict[str, set[int]] = {}
         self._closed = False
         self._last_text: str | None = None
         self._last_hits: frozenset[int] = frozenset()
@@ -108,7 +109,12 @@ class RegexBank:
             raise RuntimeError("a RegexBank takes no more regexes once it has searched a text")
         index: int = self._filter.Add(pattern, _re2_options())
         self._size += 1
+        self._patterns.setdefault(pattern, set()).add(index)
         return index
+
+    def indices(self, pattern: str) -> frozenset[int]:
+        """The indices under which `pattern` was added (one per rule that uses it)."""
+        return frozenset(self._patterns.get(pattern, ()))
 
     def hits(self, text: str) -> frozenset[int]:
         """Indices of the regexes found in `text` (remembered for the text last asked about)."""
@@ -189,6 +195,64 @@ def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
         return True
 
     return passes
+
+
+# What a text must contain for a match block to pass: one of these words, or a hit of one of these
+# regexes (indices in the engine's RegexBank). None: the block can pass on any text.
+Need = tuple[frozenset[str], frozenset[int]]
+
+
+def text_need(match: Match, bank: RegexBank) -> Need | None:
+    """A cheap necessary condition on a mention's text for `match` to pass (call after compile_match).
+
+    Term lists are searched through the words of the text, so a term list that shares no word
+    with a text cannot pass; a regex cannot pass without its hit. The engine tests this with one
+    set operation per rule, before the rule's predicate: crisis, threat and tip rules are ruled
+    out on most mentions without running their filters. The answer never differs from the
+    predicate's (tests/test_filters.py).
+    """
+    candidates: list[Need] = []  # each alone is necessary; the rarest words make the best test
+    if match.any:
+        words = _needed_words(match.any)
+        if words is not None:
+            candidates.append((words, frozenset()))
+    for term in match.all or ():
+        words = _needed_words([term])
+        if words is not None:
+            candidates.append((words, frozenset()))
+    if match.regex:
+        candidates.append((frozenset(), bank.indices(match.regex)))
+    if match.any_of:
+        all_words: set[str] = set()
+        all_regexes: set[int] = set()
+        for branch in match.any_of:
+            need = text_need(branch, bank)
+            if need is None:
+                break
+            all_words |= need[0]
+            all_regexes |= need[1]
+        else:
+            candidates.append((frozenset(all_words), frozenset(all_regexes)))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda need: (sum(_common(w) for w in need[0]), len(need[0])))
+
+
+def _common(word: str) -> bool:
+    """A word too common to rule much out ("this", "my", "i")."""
+    return len(word) < 3 or word in STOPWORDS
+
+
+def _needed_words(terms: list[str]) -> frozenset[str] | None:
+    """Words of which a text must contain one for any of `terms` to occur (a phrase: its rarest word)."""
+    words = set()
+    for term in terms:
+        tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+        if not tokens:
+            return None  # (a term with no word characters, such as an emoji: not searched by word)
+        bare = [t.lstrip("#") for t in tokens] if len(tokens) > 1 else tokens
+        words.add(min(bare, key=lambda t: (_common(t), -len(t))))
+    return frozenset(words)
 
 
 def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:

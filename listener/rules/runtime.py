@@ -17,7 +17,7 @@ from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
-    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match,
+    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match, text_need,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -37,6 +37,11 @@ class RuleRuntime:
         self.kind: str = rule.kind  # type: ignore[attr-defined]
         bank = bank if bank is not None else RegexBank()
         self.predicate: Predicate = compile_match(rule.match, bank)
+        # Words (or regex hits) a text must have for the predicate to pass: tested first, in one step.
+        need = text_need(rule.match, bank)
+        self.need_words: frozenset[str] | None = None if need is None else need[0]
+        self.need_regexes: frozenset[int] = frozenset() if need is None else need[1]
+        self.regex_hits = bank.hits
         flag = getattr(rule, "flag", None)
         self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
