@@ -246,7 +246,7 @@ class Engine:
                     if need.isdisjoint(words) and (not rt.need_regexes
                                                    or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
                         continue
-                if not rt.predicate(m, feats):
+                if not rt.takes_all and not rt.predicate(m, feats):
                     continue
                 key_of = rt.key_of
                 if key_of is not None:  # one group per mention: no list of (key, values) to build

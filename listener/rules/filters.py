@@ -129,6 +129,11 @@ class RegexBank:
         return hits
 
 
+def take_all(m: Mention, f: Callable[[], TextFeatures]) -> bool:
+    """The predicate of an empty match block (the engine skips calling it)."""
+    return True
+
+
 def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
     """One predicate for a rule's match block; cheap tests first, text tests last.
 
@@ -183,7 +188,7 @@ def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
         tests.append(_compile_any_of(match.any_of, bank))
 
     if not tests:
-        return lambda m, f: True
+        return take_all
     if len(tests) == 1:
         return tests[0]
     chain = tuple(tests)

@@ -17,7 +17,8 @@ from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
-    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match, text_need,
+    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match, take_all,
+    text_need,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -37,6 +38,7 @@ class RuleRuntime:
         self.kind: str = rule.kind  # type: ignore[attr-defined]
         bank = bank if bank is not None else RegexBank()
         self.predicate: Predicate = compile_match(rule.match, bank)
+        self.takes_all = self.predicate is take_all
         # Words (or regex hits) a text must have for the predicate to pass: tested first, in one step.
         need = text_need(rule.match, bank)
         self.need_words: frozenset[str] | None = None if need is None else need[0]
@@ -303,8 +305,16 @@ def _metric(name: str) -> Callable[[GroupState], float | None]:
 
 def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
     """`c.holds(state.value(c.metric))`, as one closure."""
-    get, op, bound = _metric(c.metric), _OPS[c.op], c.bound
+    bound = c.bound
+    if c.metric == "count":  # the most common condition, and the one tested on every mention
+        if c.op == ">=":
+            return lambda s: len(s.window) >= bound
+        if c.op == ">":
+            return lambda s: len(s.window) > bound
+    get, op = _metric(c.metric), _OPS[c.op]
     if c.metric in ("count", "unique_authors", "flagged"):
+        if c.op == ">=":
+            return lambda s: get(s) >= bound  # type: ignore[operator]
         return lambda s: op(get(s), bound)  # never None
     return lambda s: (v := get(s)) is not None and op(v, bound)
 
@@ -371,6 +381,11 @@ def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
     if rt.combine_all:
         if not rt.rising:
             return lambda s: False
+        if len(rt.rising) == 1 and rt.rising[0].metric == "count":
+            least = rt.rising[0].bound
+            if rt.rising[0].op == ">=":
+                return lambda s: len(s.window) < least
+            return lambda s: len(s.window) <= least
         rising = _all_or_any([_condition_test(c) for c in rt.rising], True)
         return lambda s: not rising(s)
     all_rising = rt.all_rising
