@@ -158,3 +158,23 @@ def test_a_departure_bound_is_never_above_the_departures_a_condition_needs(make_
                     state.evict(state.window[0].ts)
     assert close or condition.op in (">=", ">") and condition.metric in ("count", "unique_authors", "flagged"), \
         "the bound was never within one departure of what was needed: it would pass if it were always 0"
+
+
+def test_windows_that_do_not_keep_an_author_count_report_the_same_number(make_mention):
+    """Rules that test no unique_authors keep no running count; their alerts count when they need it."""
+    from listener.rules.state import GroupState
+
+    rng = random.Random(5)
+    kept, counted = GroupState({}), GroupState({}, authors=None)
+    for i in range(400):
+        m = make_mention(at_s=i * 10 - (rng.random() * 300 if rng.random() < 0.1 else 0),
+                         author=rng.choice(["", "a", "b", "c", "d", f"u{i}"]))
+        for state in (kept, counted):
+            state.add(m)
+            state.evict(i * 10 - 600)
+        assert counted.unique_authors() == kept.unique_authors() == len(kept.authors or {})
+        assert counted.metrics(False) == kept.metrics(False)
+    engine = Engine([RULE.validate_python({"id": "r", **BASE, "kind": "threshold", "window": "10m",
+                                           "conditions": ["count >= 3"]})])
+    engine.process([make_mention(at_s=0, watch="w", author="a")])
+    assert engine.runtime("r").groups["watch=w"].authors is None  # type: ignore[union-attr]

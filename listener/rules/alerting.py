@@ -35,7 +35,7 @@ def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState,
     pool: list[Mention]
     if isinstance(rule, WindowRule):
         pool = list(state.window)
-        if flagged_rule and state.n_flag:
+        if flagged_rule and state.n_flag and state.flags is not None:
             pool = [m for m, f in zip(state.window, state.flags) if f]
         window_start, window_label = now - rule.window, format_duration(rule.window)
     elif isinstance(rule, MatchRule):

@@ -139,7 +139,7 @@ def _size(metric: str) -> Callable[[GroupState], int]:
     if metric == "count":
         return lambda s: len(s.window)
     if metric == "unique_authors":
-        return lambda s: len(s.authors)
+        return lambda s: s.unique_authors()
     return lambda s: s.n_flag
 
 

@@ -60,6 +60,9 @@ class RuleRuntime:
         self.rising = [c for c in conditions if c.metric in RISING_METRICS and c.op in (">=", ">")]
         self.all_rising = len(self.rising) == len(conditions)
         self.combine_all = getattr(rule, "combine", "all") == "all"
+        # Whether its windows keep a running count of authors: only when a condition tests it.
+        tested = [*conditions, *(c for step in rule.escalate for c in step.conditions)]
+        self.counts_authors = any(c.metric == "unique_authors" for c in tested)
         self._explainer: object = _UNSET
         self.unready = 0  # mentions that came in with the volume to look at, but too little history
         self.unready_reason = ""
@@ -91,6 +94,10 @@ class RuleRuntime:
 
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         state = GroupState(values)
+        if self.flag is None:
+            state.flags = None  # nothing to flag: no parallel deque to keep
+        if not self.counts_authors:
+            state.authors = None  # alerts count the authors of the window when they need the number
         if self.bucket_s:
             state.history = History(self.bucket_s)
         state.last_seen_ts = now_ts
@@ -287,7 +294,7 @@ def _metric(name: str) -> Callable[[GroupState], float | None]:
     if name == "count":
         return lambda s: len(s.window)
     if name == "unique_authors":
-        return lambda s: len(s.authors)
+        return lambda s: s.unique_authors()
     if name == "flagged":
         return lambda s: s.n_flag
     if name == "share_negative":

@@ -53,12 +53,14 @@ class GroupState:
 
     values: dict[str, str]
     window: deque[Mention] = field(default_factory=deque)
-    flags: deque[bool] = field(default_factory=deque)  # parallel to `window`: passes the rule's flag filter
+    # Parallel to `window`: passes the rule's flag filter (None: the rule has no flag).
+    flags: deque[bool] | None = field(default_factory=deque)
     n_neg: int = 0
     n_pos: int = 0
     n_flag: int = 0
     sum_compound: float = 0.0
-    authors: dict[str, int] = field(default_factory=dict)  # author -> mentions in the window
+    # author -> mentions in the window, for rules that test unique_authors (None: counted when asked)
+    authors: dict[str, int] | None = field(default_factory=dict)
     history: History | None = None
     episode: Episode | None = None
     quiet_until: float = -math.inf
@@ -80,13 +82,16 @@ class GroupState:
         self.last = m
         w = self.window
         ts = m.ts
+        flags = self.flags
         if not w or ts >= w[-1].ts:
             w.append(m)
-            self.flags.append(flagged)
+            if flags is not None:
+                flags.append(flagged)
         else:  # a late mention: keep the window in event-time order
             index = bisect.bisect_right([x.ts for x in w], ts)
             w.insert(index, m)
-            self.flags.insert(index, flagged)
+            if flags is not None:
+                flags.insert(index, flagged)
             self.bucket_look = None  # it may leave before the departure remembered there
         s = m.sentiment
         c = s.compound if s is not None else 0.0
@@ -95,12 +100,13 @@ class GroupState:
             self.n_neg += 1
         elif c >= POS:
             self.n_pos += 1
-        if flagged:
+        if flagged and flags is not None:
             self.n_flag += 1
-        author = m.author
-        if author:
-            authors = self.authors
-            authors[author] = authors.get(author, 0) + 1
+        authors = self.authors
+        if authors is not None:
+            author = m.author
+            if author:
+                authors[author] = authors.get(author, 0) + 1
 
     def evict(self, until_ts: float) -> None:
         """Drop mentions at or before `until_ts`: the window is (now - window, now]."""
@@ -114,7 +120,7 @@ class GroupState:
         authors = self.authors
         while w and w[0].ts <= until_ts:
             m = w.popleft()
-            if flags.popleft():
+            if flags is not None and flags.popleft():
                 self.n_flag -= 1
             s = m.sentiment
             c = s.compound if s is not None else 0.0
@@ -123,18 +129,28 @@ class GroupState:
                 self.n_neg -= 1
             elif c >= POS:
                 self.n_pos -= 1
-            author = m.author
-            if author:
-                left = authors[author] - 1
-                if left:
-                    authors[author] = left
-                else:
-                    del authors[author]
+            if authors is not None:
+                author = m.author
+                if author:
+                    left = authors[author] - 1
+                    if left:
+                        authors[author] = left
+                    else:
+                        del authors[author]
+
+    def unique_authors(self) -> int:
+        """Distinct authors in the window (kept up to date, or counted now for rules that rarely ask)."""
+        authors = self.authors
+        if authors is not None:
+            return len(authors)
+        return len({m.author for m in self.window if m.author})
 
     def _clear(self) -> None:
         self.window.clear()
-        self.flags.clear()
-        self.authors.clear()
+        if self.flags is not None:
+            self.flags.clear()
+        if self.authors is not None:
+            self.authors.clear()
         self.n_neg = self.n_pos = self.n_flag = 0
         self.sum_compound = 0.0  # as counting down would leave it: an empty window has no float drift
 
@@ -144,7 +160,7 @@ class GroupState:
         if metric == "count":
             return n
         if metric == "unique_authors":
-            return len(self.authors)
+            return self.unique_authors()
         if metric == "flagged":
             return self.n_flag
         if n == 0:
@@ -174,7 +190,7 @@ class GroupState:
                 "share_positive": round(self.n_pos / n, 4),
                 "share_neutral": round((n - self.n_neg - self.n_pos) / n, 4),
                 "mean_compound": round(self.sum_compound / n, 4),
-                "unique_authors": len(self.authors),
+                "unique_authors": self.unique_authors(),
             }
         if with_flag:
             out["flagged"] = self.n_flag
