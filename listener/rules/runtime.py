@@ -375,6 +375,17 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
             return round(base.mean - round(state.sum_compound / count, 4), 4) >= drop
 
         return shift_holds
+    if isinstance(rule, FlatlineRule):  # asked on every mention the rule takes: the cheap test first
+        silent_for, failing_for = rule.silent_for, rule.failing_for
+
+        def flatline_holds(state: GroupState, now: float, first_ts: float | None) -> bool:
+            if not ((silent_for is not None and now - state.last_seen_ts >= silent_for)
+                    or (failing_for is not None and state.first_fail_ts is not None
+                        and now - state.first_fail_ts >= failing_for)):
+                return False
+            return verdict(rt, state, now, first_ts)[0]
+
+        return flatline_holds
     return lambda state, now, first_ts: (may_hold(rt, state, now, first_ts)
                                          and verdict(rt, state, now, first_ts)[0])
 
