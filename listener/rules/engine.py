@@ -446,6 +446,9 @@ class Engine:
                 state.draining = True
                 queue.append((end, key, state))
                 continue
+            if state.history is None and state.quiet_until <= now:
+                del groups[key]  # its whole window has passed and nothing else keeps it: forget it
+                continue
             state.evict(now - window_s)
             self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
         return max(queue[0][0], now + window_s / 4) if queue else math.inf
