@@ -178,3 +178,15 @@ def test_windows_that_do_not_keep_an_author_count_report_the_same_number(make_me
                                            "conditions": ["count >= 3"]})])
     engine.process([make_mention(at_s=0, watch="w", author="a")])
     assert engine.runtime("r").groups["watch=w"].authors is None  # type: ignore[union-attr]
+
+
+def test_windows_refilled_before_the_clock_is_set_are_timed_to_their_next_departure(make_mention):
+    """warm() may run before any clock (a store with mentions but no saved state): baselines cannot
+    be asked at minus infinity, so such groups look at their next departure, as before."""
+    specs = [r for r in DRAIN_RULES if r["kind"] in ("spike", "sentiment_shift")]
+    rules = [RULE.validate_python({"id": f"r{i}", **BASE, **spec}) for i, spec in enumerate(specs)]
+    engine = Engine(rules)
+    engine.warm([make_mention(at_s=i * 30, watch="w", compound=-0.5) for i in range(40)])
+    for rule in rules:
+        state = engine.runtime(rule.id).groups["watch=w"]  # type: ignore[union-attr]
+        assert state.timer_due == state.window[0].ts + rule.window  # type: ignore[attr-defined]

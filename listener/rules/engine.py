@@ -385,7 +385,7 @@ class Engine:
                 self._drain(rt, key, state)
                 return
             first_look = rt.first_look
-            if first_look is None:
+            if first_look is None or self.now_ts == -math.inf:  # (warm() before the clock is set)
                 due = w[0].ts + rt.window_s
             else:  # skip the departures that cannot make it hold (drains.py)
                 due = first_look(state, self.now_ts, self.first_ts)
