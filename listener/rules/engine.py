@@ -60,6 +60,7 @@ class Engine:
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
         self._sweep_due = math.inf  # the earliest RuleRuntime.sweep_due
+        self._warming = False  # warm() is refilling windows and baselines
 
     @property
     def rules(self) -> list[RuleBase]:
@@ -146,7 +147,18 @@ class Engine:
             rt.clear_state()
 
     def warm(self, mentions: Iterable[Mention]) -> None:
-        """Refill windows, baselines and last-seen times from stored mentions, emitting nothing."""
+        """Refill windows, baselines and last-seen times from stored mentions, emitting nothing.
+
+        Groups are timed to their next departure meanwhile: asking a baseline before its history
+        is refilled would remember a value computed from part of it (tests/test_engine_compiled.py).
+        """
+        self._warming = True
+        try:
+            self._refill(mentions)
+        finally:
+            self._warming = False
+
+    def _refill(self, mentions: Iterable[Mention]) -> None:
         for m in mentions:
             self._observed_since(m.ts)
             feats = _lazy_features(m)
@@ -385,7 +397,7 @@ class Engine:
                 self._drain(rt, key, state)
                 return
             first_look = rt.first_look
-            if first_look is None or self.now_ts == -math.inf:  # (warm() before the clock is set)
+            if first_look is None or self._warming:  # (a half-refilled history cannot be asked)
                 due = w[0].ts + rt.window_s
             else:  # skip the departures that cannot make it hold (drains.py)
                 due = first_look(state, self.now_ts, self.first_ts)
