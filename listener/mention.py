@@ -26,6 +26,12 @@ class Sentiment:
     pos: float
     neu: float
     neg: float
+    # The compound in ten-thousandths (VADER's own precision): windows and baselines sum these as
+    # integers, exactly, so a mean does not depend on the order mentions came and went.
+    compound_e4: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compound_e4", round(self.compound * 10000))
 
     @property
     def label(self) -> str:

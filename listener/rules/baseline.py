@@ -21,25 +21,29 @@ def bucket_width_s(window_s: float) -> float:
 
 @dataclass(slots=True)
 class History:
-    """Counts and compound sums per time bucket, oldest pruned first."""
+    """Counts and compound sums per time bucket, oldest pruned first.
+
+    Sums are in ten-thousandths (`Sentiment.compound_e4`), as integers: exact, so a baseline is the
+    same whatever order its mentions came in (a restarted daemon refills it from the store).
+    """
 
     width_s: float
     counts: dict[int, int] = field(default_factory=dict)
-    sums: dict[int, float] = field(default_factory=dict)
+    sums: dict[int, int] = field(default_factory=dict)
     order: deque[int] = field(default_factory=deque)  # bucket indices in creation order, for pruning
     version: int = 0  # bumped when a bucket behind the live edge changes (a late mention)
     newest: int = -(2**62)
 
-    def add(self, ts: float, compound: float) -> None:
+    def add(self, ts: float, compound_e4: int) -> None:
         b = int(ts // self.width_s)
         n = self.counts.get(b)
         if n is None:
             self.counts[b] = 1
-            self.sums[b] = compound
+            self.sums[b] = compound_e4
             self.order.append(b)
         else:
             self.counts[b] = n + 1
-            self.sums[b] += compound
+            self.sums[b] += compound_e4
         if b >= self.newest:
             self.newest = b
         else:
@@ -56,21 +60,21 @@ class History:
     def __bool__(self) -> bool:
         return bool(self.counts)
 
-    def span(self, start_ts: float, end_ts: float) -> tuple[int, float]:
-        """Count and compound sum of the buckets covering [start_ts, end_ts)."""
+    def span(self, start_ts: float, end_ts: float) -> tuple[int, int]:
+        """Count and compound sum (in ten-thousandths) of the buckets covering [start_ts, end_ts)."""
         w = self.width_s
         lo, hi = int(start_ts // w), int(end_ts // w)
         counts, sums = self.counts, self.sums
         if hi - lo > len(counts):  # sparse history: walk what exists rather than every bucket
             n = 0
-            s = 0.0
+            s = 0
             for b, c in counts.items():
                 if lo <= b < hi:
                     n += c
                     s += sums[b]
             return n, s
         n = 0
-        s = 0.0
+        s = 0
         for b in range(lo, hi):
             k = counts.get(b)
             if k:
@@ -97,7 +101,7 @@ def trailing(history: History, now_ts: float, window_s: float, period_s: float) 
     """The preceding `period_s` before the window, scaled to one window."""
     end = now_ts - window_s
     n, s = history.span(end - period_s, end)
-    return BaselineValue(True, count=n * window_s / period_s, mean=(s / n) if n else None, mentions=n)
+    return BaselineValue(True, count=n * window_s / period_s, mean=(s / (n * 10000)) if n else None, mentions=n)
 
 
 def seasonal(history: History, now_ts: float, window_s: float, weeks: int, min_weeks: int,
@@ -114,7 +118,7 @@ def seasonal(history: History, now_ts: float, window_s: float, weeks: int, min_w
         counts.append(float(n))
         total += n
         if n:
-            means.append(s / n)
+            means.append(s / (n * 10000))
     if len(counts) < min_weeks:
         return BaselineValue(False, weeks=len(counts),
                              reason=f"{len(counts)} of the {min_weeks} weeks of history it needs")

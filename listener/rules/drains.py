@@ -48,11 +48,11 @@ def condition_bound(c: Condition) -> Bound:
             t = b - EPS
             if t <= -1:
                 return lambda s: 0.0
-            return lambda s: max(0.0, (t * len(s.window) - s.sum_compound) / (1 + t))
+            return lambda s: max(0.0, (t * len(s.window) - s.sum_e4 / 10000) / (1 + t))
         t = b + EPS  # the highest compound (+1) leaves first
         if t >= 1:
             return lambda s: 0.0
-        return lambda s: max(0.0, (s.sum_compound - t * len(s.window)) / (1 - t))
+        return lambda s: max(0.0, (s.sum_e4 / 10000 - t * len(s.window)) / (1 - t))
     part = _part(metric)
     if rising:  # share = part / n rises fastest when only the others leave
         t = b - EPS
@@ -98,7 +98,7 @@ def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, f
             if not base.ready or mean is None or base.mentions < min_baseline:  # type: ignore[attr-defined]
                 return next_bucket  # quiet for lack of history until the baseline is looked at again
             t = mean - drop + EPS  # it holds when the window's mean is at most the baseline less `drop`
-            k = 0.0 if t >= 1 else max(0.0, (s.sum_compound - t * len(s.window)) / (1 - t))
+            k = 0.0 if t >= 1 else max(0.0, (s.sum_e4 / 10000 - t * len(s.window)) / (1 - t))
             return min(_departure(s, k, window_s), next_bucket)
 
         return shift_first

@@ -173,7 +173,7 @@ class Engine:
                         state.last_seen_ts = max(state.last_seen_ts, m.ts)
                     else:
                         if state.history is not None:
-                            state.history.add(m.ts, m.compound)
+                            state.history.add(m.ts, m.sentiment.compound_e4 if m.sentiment is not None else 0)
                         state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
                     self._settle(rt, key, state)
 
@@ -282,7 +282,7 @@ class Engine:
         if window_s:  # threshold, spike, sentiment_shift
             history = state.history
             if history is not None:
-                history.add(m.ts, m.compound)
+                history.add(m.ts, m.sentiment.compound_e4 if m.sentiment is not None else 0)
             start = self.now_ts - window_s
             if m.ts > start:  # else older than the window: too late to count (the baseline keeps it)
                 flag = rt.flag

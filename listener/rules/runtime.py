@@ -304,7 +304,7 @@ def _metric(name: str) -> Callable[[GroupState], float | None]:
     if name == "share_neutral":
         return lambda s: round((n - s.n_neg - s.n_pos) / n, 4) if (n := len(s.window)) else 0.0
     if name == "mean_compound":
-        return lambda s: round(s.sum_compound / n, 4) if (n := len(s.window)) else None
+        return lambda s: round(s.sum_e4 / (n * 10000), 4) if (n := len(s.window)) else None
     if name == "share_flagged":
         return lambda s: round(s.n_flag / n, 4) if (n := len(s.window)) else 0.0
     return lambda s: s.value(name)
@@ -372,7 +372,7 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
             if not base.ready or base.mean is None or base.mentions < min_baseline:
                 reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {min_baseline}"
                 return _unready(rt, reason, True)
-            return round(base.mean - round(state.sum_compound / count, 4), 4) >= drop
+            return round(base.mean - round(state.sum_e4 / (count * 10000), 4), 4) >= drop
 
         return shift_holds
     if isinstance(rule, FlatlineRule):  # asked on every mention the rule takes: the cheap test first

@@ -58,7 +58,7 @@ class GroupState:
     n_neg: int = 0
     n_pos: int = 0
     n_flag: int = 0
-    sum_compound: float = 0.0
+    sum_e4: int = 0  # compounds in the window, summed in ten-thousandths (exact: no drift, any order)
     # author -> mentions in the window, for rules that test unique_authors (None: counted when asked)
     authors: dict[str, int] | None = field(default_factory=dict)
     history: History | None = None
@@ -94,12 +94,13 @@ class GroupState:
                 flags.insert(index, flagged)
             self.bucket_look = None  # it may leave before the departure remembered there
         s = m.sentiment
-        c = s.compound if s is not None else 0.0
-        self.sum_compound += c
-        if c <= NEG:
-            self.n_neg += 1
-        elif c >= POS:
-            self.n_pos += 1
+        if s is not None:
+            c = s.compound
+            self.sum_e4 += s.compound_e4
+            if c <= NEG:
+                self.n_neg += 1
+            elif c >= POS:
+                self.n_pos += 1
         if flagged and flags is not None:
             self.n_flag += 1
         authors = self.authors
@@ -123,12 +124,13 @@ class GroupState:
             if flags is not None and flags.popleft():
                 self.n_flag -= 1
             s = m.sentiment
-            c = s.compound if s is not None else 0.0
-            self.sum_compound -= c
-            if c <= NEG:
-                self.n_neg -= 1
-            elif c >= POS:
-                self.n_pos -= 1
+            if s is not None:
+                c = s.compound
+                self.sum_e4 -= s.compound_e4
+                if c <= NEG:
+                    self.n_neg -= 1
+                elif c >= POS:
+                    self.n_pos -= 1
             if authors is not None:
                 author = m.author
                 if author:
@@ -152,7 +154,7 @@ class GroupState:
         if self.authors is not None:
             self.authors.clear()
         self.n_neg = self.n_pos = self.n_flag = 0
-        self.sum_compound = 0.0  # as counting down would leave it: an empty window has no float drift
+        self.sum_e4 = 0
 
     def value(self, metric: str) -> float | None:
         """One window metric, exactly as `metrics()` gives it, without building the whole dict."""
@@ -172,7 +174,7 @@ class GroupState:
         if metric == "share_neutral":
             return round((n - self.n_neg - self.n_pos) / n, 4)
         if metric == "mean_compound":
-            return round(self.sum_compound / n, 4)
+            return round(self.sum_e4 / (n * 10000), 4)
         if metric == "share_flagged":
             return round(self.n_flag / n, 4)
         return None
@@ -189,7 +191,7 @@ class GroupState:
                 "share_negative": round(self.n_neg / n, 4),
                 "share_positive": round(self.n_pos / n, 4),
                 "share_neutral": round((n - self.n_neg - self.n_pos) / n, 4),
-                "mean_compound": round(self.sum_compound / n, 4),
+                "mean_compound": round(self.sum_e4 / (n * 10000), 4),
                 "unique_authors": self.unique_authors(),
             }
         if with_flag:
