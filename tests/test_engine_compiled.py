@@ -192,9 +192,14 @@ def test_windows_refilled_before_the_clock_is_set_are_timed_to_their_next_depart
         assert state.timer_due == state.window[0].ts + rule.window  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("spec", [r for r in DRAIN_RULES if r["kind"] != "threshold"
-                                  and r.get("baseline", {}).get("type") != "seasonal"],
-                         ids=lambda r: f"{r['kind']}-{r['window']}")
+RESTART_RULES = [r for r in DRAIN_RULES if r.get("baseline", {}).get("type") != "seasonal"] + [
+    {"kind": "match", "match": {"sentiment": "negative"}, "cooldown": "20m", "resolve_after": "30m"},
+    {"kind": "threshold", "window": "30m", "conditions": ["count >= 6"],
+     "escalate": [{"severity": "high", "conditions": ["count >= 12"]}], "cooldown": "1h", "resolve_after": "10m"},
+]
+
+
+@pytest.mark.parametrize("spec", RESTART_RULES, ids=[f"{r['kind']}-{i}" for i, r in enumerate(RESTART_RULES)])
 def test_a_restart_anywhere_sends_what_an_unbroken_run_sends(make_mention, spec):
     """Restarting (snapshot, then a new engine: restore() and warm() from the stored mentions, as
     Pipeline.resume does) decides as running on would: windows refilled one mention at a time must

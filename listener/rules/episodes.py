@@ -15,7 +15,7 @@ from listener.mention import Mention
 from listener.rules.alerting import Check, build_alert, check
 from listener.rules.model import RuleBase, severity_rank
 from listener.rules.runtime import RuleRuntime
-from listener.rules.state import MAX_SAMPLES, Episode, GroupState
+from listener.rules.state import KEPT_SAMPLES, Episode, GroupState
 
 MAX_EPISODE_AUTHORS = 1000
 
@@ -79,7 +79,7 @@ def on_match_mention(rt: RuleRuntime, key: str, state: GroupState, m: Mention, n
         ep = state.episode = Episode(id=episode_id(rule.id, key, m.ts), start_ts=m.ts, severity=rule.severity)
     ep.matches += 1
     ep.samples.insert(0, m)
-    del ep.samples[MAX_SAMPLES * 4 :]
+    del ep.samples[KEPT_SAMPLES:]
     if m.author and len(ep.authors) < MAX_EPISODE_AUTHORS:
         ep.authors.add(m.author)
     ep.last_match_ts = max(ep.last_match_ts, m.ts)

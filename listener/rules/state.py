@@ -13,6 +13,7 @@ from listener.rules.baseline import History
 
 NEG, POS = -0.05, 0.05
 MAX_SAMPLES = 5
+KEPT_SAMPLES = MAX_SAMPLES * 4  # a match episode keeps this many, to pick the alert's examples from
 
 
 @dataclass(slots=True)
@@ -35,7 +36,8 @@ class Episode:
                 "pending_update": self.pending_update, "authors": sorted(self.authors),
                 "resolve_due": self.resolve_due if math.isfinite(self.resolve_due) else None,
                 "last_title": self.last_title,
-                "samples": [m.to_dict() for m in self.samples[:MAX_SAMPLES]]}
+                # All it keeps: a restarted daemon picks the same examples and reports the same mean.
+                "samples": [m.to_dict() for m in self.samples[:KEPT_SAMPLES]]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Episode:
