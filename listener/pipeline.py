@@ -60,7 +60,8 @@ class Pipeline:
             pipeline._saved_state = json.dumps(snapshot, sort_keys=True)
         clock = engine.now_ts if now_ts is None else now_ts
         if math.isfinite(clock) and engine.max_window_s() > 0:
-            engine.warm(store.mentions_since(clock - engine.max_window_s()))
+            since = clock - engine.max_window_s()
+            engine.warm(store.mentions_since(since), store.sightings_since(since))
         return pipeline
 
     def ingest(self, mentions: Sequence[Mention], cursor: tuple[str, str] | None = None) -> IngestResult:
@@ -76,6 +77,12 @@ class Pipeline:
         with self._committing():
             self.store.insert_mentions(scored)
             alerts = self.engine.process(scored)
+            # Posts found before by another watch (or twice in this batch): they count there too.
+            first = {id(m) for m in new}
+            again = self.store.resightings([m for m in mentions if id(m) not in first])
+            if again:
+                self.store.record_sightings(again)
+                alerts += self.engine.process_sightings(again)
             if alerts:
                 self.store.enqueue(a.to_payload() for a in alerts)
             state = self._save_state()
@@ -139,7 +146,8 @@ class Pipeline:
         if self._saved_state is not None:
             engine.restore(json.loads(self._saved_state))
         if math.isfinite(engine.now_ts) and engine.max_window_s() > 0:
-            engine.warm(self.store.mentions_since(engine.now_ts - engine.max_window_s()))
+            since = engine.now_ts - engine.max_window_s()
+            engine.warm(self.store.mentions_since(since), self.store.sightings_since(since))
         self._ahead = False
 
     def _save_state(self) -> str:

@@ -1,4 +1,5 @@
-"""The SQLite store: mentions (deduplicated), source cursors, the alert outbox and delivery state.
+"""The SQLite store: mentions (deduplicated; sightings by other watches kept apart), source cursors,
+the alert outbox and delivery state.
 
 One writer, WAL mode, numbered forward migrations recorded in `PRAGMA user_version`.
 Callers batch their writes inside `transaction()` so a poll cycle is one commit.
@@ -10,7 +11,7 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -128,7 +129,31 @@ def _m003_sessions(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery, _m003_sessions]
+def _m004_sightings(db: sqlite_utils.Database) -> None:
+    # A post found again by another watch (an @mention that also carries our campaign hashtag): the
+    # mention is stored once, under the watch that found it first; each other watch is a sighting,
+    # so that rules on that watch count the post too, also after a restart.
+    db.execute(
+        """
+        CREATE TABLE sightings (
+            rowid INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            id TEXT NOT NULL,
+            watch TEXT NOT NULL,
+            watch_kind TEXT,
+            created_ts REAL NOT NULL,
+            UNIQUE (platform, id, watch),
+            FOREIGN KEY (platform, id) REFERENCES mentions (platform, id) ON DELETE CASCADE
+        )
+        """
+    )
+    db.execute("CREATE INDEX sightings_created_ts ON sightings (created_ts)")
+
+
+MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery, _m003_sessions, _m004_sightings]
+
+# Watches that had found a post before: (watch, watch_kind), the first finder first.
+Known = list[tuple[str | None, str | None]]
 
 
 @dataclass(frozen=True)
@@ -301,20 +326,68 @@ class Store:
     def mentions_since(self, since_ts: float) -> Iterator[Mention]:
         """Stored mentions created at or after `since_ts`, oldest first (to rebuild rule windows)."""
         cursor = self.db.execute(
-            "SELECT platform, id, url, author, text, lang, created_ts, watch, watch_kind, in_reply_to,"
-            " thread, metrics, extra, compound, pos, neu, neg FROM mentions WHERE created_ts >= ?"
-            " ORDER BY created_ts, rowid",
+            f"SELECT {_MENTION_COLUMNS} FROM mentions WHERE created_ts >= ? ORDER BY created_ts, rowid",
             [since_ts],
         )
         for row in cursor:
-            created = datetime.fromtimestamp(row[6], tz=timezone.utc)
-            yield Mention(
-                platform=row[0], id=row[1], url=row[2], author=row[3], text=row[4], lang=row[5],
-                created_at=created, ts=row[6], watch=row[7], watch_kind=row[8], in_reply_to=row[9],
-                thread=row[10], metrics=json.loads(row[11]) if row[11] else {},
-                extra=json.loads(row[12]) if row[12] else {},
-                sentiment=Sentiment(row[13], row[14], row[15], row[16]) if row[13] is not None else None,
+            yield _mention(row)
+
+    # -- the same post found by several watches ---------------------------------------
+
+    def resightings(self, mentions: Sequence[Mention]) -> list[tuple[Mention, Known]]:
+        """Stored posts that these mentions show found by a watch that had not found them before.
+
+        Each comes back as stored (scored), under the new watch, with the watches that had found it
+        before. Call after the batch's new mentions are inserted, so that a post found by two
+        watches in one batch is seen too; then `record_sightings()`.
+        """
+        wanted = [m for m in mentions if m.watch is not None]
+        if not wanted:
+            return []
+        stored: dict[tuple[str, str], Mention] = {}
+        known: dict[tuple[str, str], Known] = {}
+        keys = list(dict.fromkeys(m.key for m in wanted))
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            clause = " OR ".join(["(platform = ? AND id = ?)"] * len(chunk))
+            params = [v for key in chunk for v in key]
+            for row in self.db.execute(f"SELECT {_MENTION_COLUMNS} FROM mentions WHERE {clause}", params):
+                m = _mention(row)
+                stored[m.key] = m
+                known[m.key] = [(m.watch, m.watch_kind)]
+            for row in self.db.execute(f"SELECT platform, id, watch, watch_kind FROM sightings WHERE {clause}"
+                                       " ORDER BY rowid", params):
+                known[(row[0], row[1])].append((row[2], row[3]))
+        out: list[tuple[Mention, Known]] = []
+        for m in wanted:
+            post = stored.get(m.key)
+            if post is None or any(w == m.watch for w, _ in known[m.key]):
+                continue  # not stored (too old, or a bad row), or this watch had found it already
+            out.append((replace(post, watch=m.watch, watch_kind=m.watch_kind), list(known[m.key])))
+            known[m.key].append((m.watch, m.watch_kind))
+        return out
+
+    def record_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO sightings (platform, id, watch, watch_kind, created_ts) VALUES (?, ?, ?, ?, ?)",
+                [(m.platform, m.id, m.watch, m.watch_kind, m.ts) for m, _ in sightings],
             )
+
+    def sightings_since(self, since_ts: float) -> Iterator[tuple[Mention, Known]]:
+        """The sightings of posts created at or after `since_ts`, as `resightings()` gave them."""
+        rows = self.db.execute(
+            f"SELECT s.watch, s.watch_kind, {', '.join('m.' + f for f in _MENTION_FIELDS)} FROM sightings s"
+            " JOIN mentions m ON m.platform = s.platform AND m.id = s.id"
+            " WHERE s.created_ts >= ? ORDER BY s.platform, s.id, s.rowid",
+            [since_ts],
+        ).fetchall()
+        known: dict[tuple[str, str], Known] = {}
+        for row in rows:
+            post = _mention(row[2:])
+            before = known.setdefault(post.key, [(post.watch, post.watch_kind)])
+            yield replace(post, watch=row[0], watch_kind=row[1]), list(before)
+            before.append((row[0], row[1]))
 
     # -- login sessions -------------------------------------------------------------
 
@@ -475,3 +548,19 @@ class Store:
         with self.transaction():
             self.db.execute("UPDATE active_alerts SET renotify = ?, notified_ts = ? WHERE alert_id = ?",
                             [count, now_ts, alert_id])
+
+
+_MENTION_FIELDS = ("platform", "id", "url", "author", "text", "lang", "created_ts", "watch", "watch_kind",
+                   "in_reply_to", "thread", "metrics", "extra", "compound", "pos", "neu", "neg")
+_MENTION_COLUMNS = ", ".join(_MENTION_FIELDS)
+
+
+def _mention(row: Sequence[Any]) -> Mention:
+    """A stored mention from its row (`_MENTION_COLUMNS`)."""
+    return Mention(
+        platform=row[0], id=row[1], url=row[2], author=row[3], text=row[4], lang=row[5],
+        created_at=datetime.fromtimestamp(row[6], tz=timezone.utc), ts=row[6], watch=row[7], watch_kind=row[8],
+        in_reply_to=row[9], thread=row[10], metrics=json.loads(row[11]) if row[11] else {},
+        extra=json.loads(row[12]) if row[12] else {},
+        sentiment=Sentiment(row[13], row[14], row[15], row[16]) if row[13] is not None else None,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -26,20 +27,25 @@ def test_migrates_an_empty_file_to_the_current_version(tmp_path):
 def test_a_store_from_the_previous_release_is_upgraded_in_place_keeping_its_data(tmp_path, make_mention):
     path = tmp_path / "old.db"
     store = Store(path)
-    store.insert_mentions([make_mention("kept across the upgrade")])
+    kept = make_mention("kept across the upgrade", watch="metro-police", watch_kind="account")
+    store.insert_mentions([kept])
     store.set_cursor("x:metropd", "cursor-7")
     store.close()
-    # What the release before sessions were kept wrote: schema version 2, no sessions table.
+    # What the release before sessions were kept wrote: schema version 2, no sessions or sightings.
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE sessions")
+    conn.execute("DROP TABLE sightings")
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()
     upgraded = Store(path)
-    assert upgraded.schema_version == len(MIGRATIONS) == 3
+    assert upgraded.schema_version == len(MIGRATIONS) == 4
     assert upgraded.mention_count() == 1 and upgraded.get_cursor("x:metropd") == "cursor-7"
     upgraded.set_session_token("bluesky", '{"identifier": "metropolice.bsky.social", "refresh": "r"}')
     assert upgraded.session_keeper("bluesky").load() is not None
+    again = upgraded.resightings([replace(kept, watch="metrocares", watch_kind="hashtag")])
+    assert [(m.watch, known) for m, known in again] == [("metrocares", [("metro-police", "account")])]
+    upgraded.record_sightings(again)
     upgraded.close()
 
 

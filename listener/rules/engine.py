@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
 from listener.alert import Alert
@@ -30,6 +31,7 @@ from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRul
 from listener.rules.runtime import RuleRuntime, verdict
 from listener.rules.state import Episode, GroupState
 
+Known = Sequence[tuple[str | None, str | None]]  # watches (and kinds) that had found a post before
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
@@ -146,36 +148,41 @@ class Engine:
         for rt in self._runtimes:
             rt.clear_state()
 
-    def warm(self, mentions: Iterable[Mention]) -> None:
+    def warm(self, mentions: Iterable[Mention], sightings: Iterable[tuple[Mention, Known]] = ()) -> None:
         """Refill windows, baselines and last-seen times from stored mentions, emitting nothing.
 
+        `sightings`: the stored posts found again by other watches (see `process_sightings`).
         Groups are timed to their next departure meanwhile: asking a baseline before its history
         is refilled would remember a value computed from part of it (tests/test_engine_compiled.py).
         """
         self._warming = True
         try:
-            self._refill(mentions)
+            for m in mentions:
+                self._observed_since(m.ts)
+                feats = _lazy_features(m)
+                for rt in self._runtimes:
+                    if rt.kind != "match" and rt.predicate(m, feats):
+                        self._refill(rt, m, feats)
+            for m, known in sightings:
+                feats = _lazy_features(m)
+                for rt in self._runtimes:
+                    if rt.kind != "match" and self._takes_again(rt, m, known, feats):
+                        self._refill(rt, m, feats)
         finally:
             self._warming = False
 
-    def _refill(self, mentions: Iterable[Mention]) -> None:
-        for m in mentions:
-            self._observed_since(m.ts)
-            feats = _lazy_features(m)
-            for rt in self._runtimes:
-                if rt.kind == "match" or not rt.predicate(m, feats):
-                    continue
-                for key, values in rt.group_keys(m, feats):
-                    state = rt.groups.get(key)
-                    if state is None:
-                        state = rt.groups[key] = rt.new_group(values, m.ts)
-                    if rt.kind == "flatline":
-                        state.last_seen_ts = max(state.last_seen_ts, m.ts)
-                    else:
-                        if state.history is not None:
-                            state.history.add(m.ts, m.sentiment.compound_e4 if m.sentiment is not None else 0)
-                        state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
-                    self._settle(rt, key, state)
+    def _refill(self, rt: RuleRuntime, m: Mention, feats: Callable[[], TextFeatures]) -> None:
+        for key, values in rt.group_keys(m, feats):
+            state = rt.groups.get(key)
+            if state is None:
+                state = rt.groups[key] = rt.new_group(values, m.ts)
+            if rt.kind == "flatline":
+                state.last_seen_ts = max(state.last_seen_ts, m.ts)
+            else:
+                if state.history is not None:
+                    state.history.add(m.ts, m.sentiment.compound_e4 if m.sentiment is not None else 0)
+                state.add(m, rt.flag(m, feats) if rt.flag is not None else False)
+            self._settle(rt, key, state)
 
     def max_window_s(self) -> float:
         """How far back `warm()` needs stored mentions (windows, and baselines behind them)."""
@@ -274,6 +281,39 @@ class Engine:
                         state = rt.groups[key] = rt.new_group(values, ts)
                     self._feed(rt, key, state, m, feats, out)
         return out
+
+    def process_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> list[Alert]:
+        """Posts already processed, found again by another watch: each as seen by the new watch, with
+        the watches (and kinds) that had found it before. Return the alerts they cause.
+
+        A post counts once per rule: a rule that took it under an earlier watch does not take it again,
+        except in a rule grouped by watch, where each watch's group counts what that watch found (an
+        @mention that also carries our campaign hashtag is activity on both). A match rule never
+        takes it twice: it alerted on the post already.
+        """
+        out: list[Alert] = []
+        for m, known in sightings:
+            if m.ts > self.now_ts:
+                out.extend(self.advance(m.ts))
+            feats = _lazy_features(m)
+            for rt in self._runtimes:
+                if not self._takes_again(rt, m, known, feats):
+                    continue
+                for key, values in rt.group_keys(m, feats):
+                    state = rt.groups.get(key)
+                    if state is None:
+                        state = rt.groups[key] = rt.new_group(values, m.ts)
+                    self._feed(rt, key, state, m, feats, out)
+        return out
+
+    @staticmethod
+    def _takes_again(rt: RuleRuntime, m: Mention, known: Known, feats: Callable[[], TextFeatures]) -> bool:
+        """Whether a rule takes a post found again, by `m.watch` (see `process_sightings`)."""
+        if not rt.predicate(m, feats):
+            return False
+        if rt.kind != "match" and "watch" in rt.rule.group_by:
+            return True
+        return not any(rt.predicate(replace(m, watch=watch, watch_kind=kind), feats) for watch, kind in known)
 
     def _feed(self, rt: RuleRuntime, key: str, state: GroupState, m: Mention, feats: Callable[[], TextFeatures],
               out: list[Alert]) -> None:
