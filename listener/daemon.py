@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import signal
+import sqlite3
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -23,7 +24,7 @@ import aiohttp
 
 from listener import __version__
 from listener.config import LoadedConfig, load_config
-from listener.errors import ConfigError, ListenerError
+from listener.errors import ConfigError, ListenerError, StoreError
 from listener.health import HealthServer
 from listener.logs import configure_logging, redact
 from listener.metrics import Metrics
@@ -186,7 +187,12 @@ class Daemon:
         platform = key.partition(":")[0]
         started = time.perf_counter()
         cursor = (key, batch.next_cursor) if batch.next_cursor is not None else None
-        result = self.pipeline.ingest(batch.mentions, cursor=cursor)
+        try:
+            result = self.pipeline.ingest(batch.mentions, cursor=cursor)
+        except sqlite3.Error as exc:  # a full disk, a locked file: nothing was kept, the poll is retried
+            self.component_errors["store"] = str(exc)
+            raise StoreError(str(exc)) from exc
+        self.component_errors.pop("store", None)
         self.metrics.rule_evaluation.observe(time.perf_counter() - started)
         self.metrics.mentions_ingested.labels(platform=platform).inc(result.received)
         if result.new:
@@ -199,7 +205,15 @@ class Daemon:
             self.metrics.source_errors.labels(platform=platform, watch=watch_id).inc()
             log.warning("poll failed", extra={"platform": platform, "watch": watch_id, "error": error})
         kind = next((w.kind for w in self.config.watches if w.id == watch_id), None)
-        self._count_alerts(self.pipeline.record_poll(watch_id, platform, time.time(), ok, error, kind))
+        try:
+            alerts = self.pipeline.record_poll(watch_id, platform, time.time(), ok, error, kind)
+        except sqlite3.Error as exc:  # the store is failing; health says so, the next report is tried anew
+            self.component_errors["store"] = str(exc)
+            log.error("cannot record a poll in the store", extra={"platform": platform, "watch": watch_id,
+                                                                   "error": str(exc)})
+            return
+        self.component_errors.pop("store", None)
+        self._count_alerts(alerts)
 
     async def _stream(self) -> None:
         assert self.stream is not None

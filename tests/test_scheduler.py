@@ -223,3 +223,28 @@ async def test_public_platforms_need_no_sources_section_but_others_do(session):
     built = build_sources(SourcesConfig(), session, needed=["rss", "mastodon", "x", "bluesky"])
     assert sorted(built) == ["mastodon", "rss"]  # X and Bluesky search need credentials
     assert build_sources(SourcesConfig(), session) == {}
+
+
+async def test_a_store_that_cannot_keep_a_batch_is_named_and_the_poll_tried_again():
+    """A full disk is not the platform's fault: the watch's health names the store, nothing escapes
+    the job, and the poll is tried again after a backoff (the cursor did not move)."""
+    from listener.errors import StoreError
+
+    slow = SlowSource(0.0)
+    rec = Recorder()
+    failures = 0
+
+    async def on_batch(watch: Watch, key: str, batch: Batch) -> None:
+        nonlocal failures
+        failures += 1
+        raise StoreError("database or disk is full")
+
+    sched = PollScheduler({"slow": slow}, get_cursor=lambda key: None, on_batch=on_batch, on_poll=rec.on_poll,
+                          startup_spread_s=0, backoff_base_s=0.1, backoff_max_s=0.2)
+    sched.start([Watch(id="tag", kind="hashtag", targets={"slow": "q"}, interval=1)])
+    try:
+        await wait_for(lambda: failures >= 2, timeout_s=10)
+    finally:
+        await sched.shutdown()
+    assert rec.polls[0] == ("slow:tag", False, "store: database or disk is full")
+    assert sched.health["slow:tag"].last_error == "store: database or disk is full"

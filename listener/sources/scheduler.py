@@ -22,7 +22,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from listener.errors import RateLimitedError, SourceError
+from listener.errors import RateLimitedError, SourceError, StoreError
 from listener.sources.base import Batch, Source, SourceHealth, Watch
 from listener.sources.http import Clock
 
@@ -208,6 +208,8 @@ class PollScheduler:
             self._failed(health, str(exc), exc.retry_after_s)
         except SourceError as exc:
             self._failed(health, str(exc), self._backoff_s(health))
+        except StoreError as exc:  # fetched, but not kept: the cursor stays, the poll is tried again
+            self._failed(health, f"store: {exc}", self._backoff_s(health))
         except asyncio.TimeoutError:
             self._failed(
                 health, f"{job.platform}: poll took longer than {self.poll_timeout_s:g}s", self._backoff_s(health)
