@@ -28,7 +28,7 @@ from listener.rules.alerting import Check
 from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
 from listener.rules.filters import RegexBank, TextFeatures, features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule
-from listener.rules.runtime import RuleRuntime, verdict
+from listener.rules.runtime import RuleRuntime, forgettable, next_look, verdict
 from listener.rules.state import Episode, GroupState
 
 Known = Sequence[tuple[str | None, str | None]]  # watches (and kinds) that had found a post before
@@ -432,7 +432,7 @@ class Engine:
         """After a group changed: forget it if idle, else make sure its next timer is set."""
         w = state.window
         if w and state.episode is None and not state.blocked:
-            # The common case, as _needs() decides it: a window with nothing open.
+            # The common case, as next_look() decides it: a window with nothing open.
             if rt.cannot_rise(state):
                 self._drain(rt, key, state)
                 return
@@ -444,11 +444,11 @@ class Engine:
                 if due == math.inf:
                     self._drain(rt, key, state)
                     return
-        elif self._idle(rt, state):
+        elif forgettable(rt, state, self.now_ts):
             rt.groups.pop(key, None)
             return
         else:
-            due = self._needs(rt, state)
+            due = next_look(rt, state, self.now_ts)
         if due == math.inf or (fired_at is not None and due <= fired_at):
             return  # (a need at or before the timer that just ran would loop; it never should)
         if due < state.timer_due:
@@ -504,54 +504,6 @@ class Engine:
             state.evict(now - window_s)
             self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
         return max(queue[0][0], now + window_s / 4) if queue else math.inf
-
-    def _idle(self, rt: RuleRuntime, state: GroupState) -> bool:
-        if rt.kind == "flatline" or state.episode is not None or state.window:
-            return False
-        if state.quiet_until > self.now_ts:
-            return False
-        history = state.history
-        if history:
-            rule = rt.rule
-            assert isinstance(rule, BaselineRule) and history is not None
-            history.prune(self.now_ts - rule.baseline.span_s(rule.window) - rt.bucket_s)
-            return not history
-        return True
-
-    def _needs(self, rt: RuleRuntime, state: GroupState) -> float:
-        """When this group must next be looked at, if nothing arrives meanwhile."""
-        rule = rt.rule
-        ep = state.episode
-        due = math.inf
-        if rt.kind == "match":
-            if ep is not None:
-                due = ep.resolve_due
-                if ep.pending_update:
-                    due = min(due, state.quiet_until)
-            elif state.quiet_until > self.now_ts:
-                due = state.quiet_until  # to forget the group once its cooldown is over
-            return due
-        if state.window:
-            window_s = rt.window_s
-            if ep is None and not state.blocked and rt.cannot_rise(state):
-                due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
-            else:
-                due = state.window[0].ts + window_s  # the next mention to leave the window
-        elif isinstance(rule, FlatlineRule):
-            now = self.now_ts
-            if rule.silent_for is not None and state.last_seen_ts + rule.silent_for > now:
-                due = state.last_seen_ts + rule.silent_for
-            if rule.failing_for is not None and state.first_fail_ts is not None \
-                    and state.first_fail_ts + rule.failing_for > now:
-                due = min(due, state.first_fail_ts + rule.failing_for)
-        elif state.history and ep is None:
-            assert isinstance(rule, BaselineRule)
-            due = (state.history.newest + 1) * rt.bucket_s + rule.baseline.span_s(rule.window)  # to forget it
-        if ep is not None and state.clear_since is not None:
-            due = min(due, state.clear_since + rule.resolve_after)
-        if ep is None and (state.blocked or (due == math.inf and state.quiet_until > self.now_ts)):
-            due = min(due, state.quiet_until)  # blocked: it may fire then; else only to forget the group
-        return due
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         """A timer of a match or flatline rule (window kinds are handled in `advance`)."""

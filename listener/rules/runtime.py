@@ -1,4 +1,5 @@
-"""A compiled rule with its per-group state, and what each kind measures: verdicts and baselines.
+"""A compiled rule with its per-group state, what each kind measures (verdicts, baselines), and
+when a group must next be looked at.
 
 Pure functions of a rule's runtime, a group's state and the engine's clock; the engine
 decides what to do with a verdict (open, escalate or resolve an episode).
@@ -234,6 +235,59 @@ def baseline(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | N
         value = seasonal(history, now, rule.window, rule.baseline.weeks, rule.baseline.min_weeks, start)
     state.base_key, state.base_value = cache_key, value
     return value
+
+def forgettable(rt: RuleRuntime, state: GroupState, now: float) -> bool:
+    """Whether a group holds nothing that still matters at `now` (no window, episode, cooldown, history)."""
+    if rt.kind == "flatline" or state.episode is not None or state.window:
+        return False
+    if state.quiet_until > now:
+        return False
+    history = state.history
+    if history:
+        rule = rt.rule
+        assert isinstance(rule, BaselineRule) and history is not None
+        history.prune(now - rule.baseline.span_s(rule.window) - rt.bucket_s)
+        return not history
+    return True
+
+
+def next_look(rt: RuleRuntime, state: GroupState, now: float) -> float:
+    """When a group must next be looked at, if nothing arrives meanwhile (math.inf: never).
+
+    A window with nothing open is timed more finely by the engine (see drains.py).
+    """
+    rule = rt.rule
+    ep = state.episode
+    due = math.inf
+    if rt.kind == "match":
+        if ep is not None:
+            due = ep.resolve_due
+            if ep.pending_update:
+                due = min(due, state.quiet_until)
+        elif state.quiet_until > now:
+            due = state.quiet_until  # to forget the group once its cooldown is over
+        return due
+    if state.window:
+        window_s = rt.window_s
+        if ep is None and not state.blocked and rt.cannot_rise(state):
+            due = state.window[-1].ts + window_s  # only to forget the group once its window is empty
+        else:
+            due = state.window[0].ts + window_s  # the next mention to leave the window
+    elif isinstance(rule, FlatlineRule):
+        if rule.silent_for is not None and state.last_seen_ts + rule.silent_for > now:
+            due = state.last_seen_ts + rule.silent_for
+        if rule.failing_for is not None and state.first_fail_ts is not None \
+                and state.first_fail_ts + rule.failing_for > now:
+            due = min(due, state.first_fail_ts + rule.failing_for)
+    elif state.history and ep is None:
+        assert isinstance(rule, BaselineRule)
+        due = (state.history.newest + 1) * rt.bucket_s + rule.baseline.span_s(rule.window)  # to forget it
+    if ep is not None and state.clear_since is not None:
+        due = min(due, state.clear_since + rule.resolve_after)
+    if ep is None and (state.blocked or (due == math.inf and state.quiet_until > now)):
+        due = min(due, state.quiet_until)  # blocked: it may fire then; else only to forget the group
+    return due
+
 
 def _flatline_verdict(rule: FlatlineRule, state: GroupState, now: float) -> tuple[bool, dict[str, Any], list[Check]]:
     silent = round(max(now - state.last_seen_ts, 0.0), 3)
