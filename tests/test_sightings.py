@@ -94,3 +94,26 @@ def test_a_restarted_daemon_still_counts_the_posts_other_watches_found(tmp_path,
         runs[name] = fired(pipeline.ingest(by_hashtag(found[2:])).alerts)
         store.close()
     assert runs["restarted"] == runs["unbroken"] == [("hijack", "firing", "watch=metrocares")]
+
+
+def test_a_hashtag_hijack_whose_posts_also_tag_our_account_is_caught_by_the_shipped_rule(tmp_path, make_mention):
+    """The shipped hashtag-negative-burst looks at hashtag watches only. In a hijack most posts also
+    tag @MetroPolice, so the account watch often finds them first: they must still count there."""
+    from listener.paths import SHIPPED_RULES
+    from listener.rules import load_rules
+
+    rules = load_rules([SHIPPED_RULES]).rules
+    store = Store(tmp_path / "s.db")
+    pipeline = Pipeline.resume(store, SentimentScorer(), Engine(rules))
+    hostile = ["what a disgrace", "pathetic PR stunt", "absolute clowns, useless", "shameful and disgusting",
+               "liars, all of you", "this is propaganda and it is awful"]
+    found = [make_mention(f"@MetroPolice #MetroCares {hostile[i % len(hostile)]} {i}", at_s=40 * i,
+                          author=f"critic{i}", compound=-0.7, watch="metro-police", watch_kind="account")
+             for i in range(20)]
+    alerts = pipeline.ingest(found).alerts
+    assert not [a for a in alerts if a.rule == "hashtag-negative-burst"]  # the account watch's finds alone
+    alerts = pipeline.ingest(by_hashtag(found)).alerts
+    burst = [a for a in alerts if a.rule == "hashtag-negative-burst"]
+    assert [(a.status, a.group_key) for a in burst] == [("firing", "watch=metrocares")]
+    assert burst[0].metrics["flagged"] >= 15 and burst[0].metrics["unique_authors"] >= 10
+    store.close()
