@@ -255,3 +255,23 @@ def test_a_windows_mean_does_not_depend_on_what_came_and_went_before(make_mentio
         for m in running.window:
             refilled.add(m)
         assert running.metrics(False) == refilled.metrics(False)
+
+
+@pytest.mark.parametrize("spec", RESTART_RULES, ids=[f"{r['kind']}-{i}" for i, r in enumerate(RESTART_RULES)])
+def test_a_reload_of_unchanged_rules_anywhere_changes_no_alert(make_mention, spec):
+    """Hot reload keeps an unchanged rule's windows, baselines, timers and episodes: reloading the
+    same rule (parsed anew, its description edited) at any point sends what running on sends."""
+    rule = RULE.validate_python({"id": "r", **BASE, **spec})
+    edited = RULE.validate_python({"id": "r", **BASE, **spec, "description": "reworded"})
+    stream = sorted(_moody_stream(make_mention, seed=4), key=lambda m: m.ts)
+    batches = [stream[i : i + 9] for i in range(0, len(stream), 9)]
+    unbroken = Engine([rule])
+    expected = [[a.to_payload() for a in unbroken.process(b)] for b in batches]
+    assert any(expected), "the stream never made this rule fire: the test would prove nothing"
+    for cut in range(len(batches) // 5, len(batches), len(batches) // 5):
+        engine = Engine([rule])
+        got = [[a.to_payload() for a in engine.process(b)] for b in batches[:cut]]
+        assert engine.replace_rules([edited]) == []
+        got += [[a.to_payload() for a in engine.process(b)] for b in batches[cut:]]
+        strip = [[{k: v for k, v in a.items() if k != "description"} for a in batch] for batch in got]
+        assert strip == [[{k: v for k, v in a.items() if k != "description"} for a in batch] for batch in expected]
