@@ -275,3 +275,18 @@ def test_a_reload_of_unchanged_rules_anywhere_changes_no_alert(make_mention, spe
         got += [[a.to_payload() for a in engine.process(b)] for b in batches[cut:]]
         strip = [[{k: v for k, v in a.items() if k != "description"} for a in batch] for batch in got]
         assert strip == [[{k: v for k, v in a.items() if k != "description"} for a in batch] for batch in expected]
+
+
+@pytest.mark.parametrize("spec", RESTART_RULES, ids=[f"{r['kind']}-{i}" for i, r in enumerate(RESTART_RULES)])
+def test_how_a_stream_is_cut_into_batches_changes_no_alert(make_mention, spec):
+    """The same mentions in the same order, one at a time or fifty at a time (late ones included):
+    the same alerts, in the same order."""
+    rule = RULE.validate_python({"id": "r", **BASE, **spec})
+    stream = _moody_stream(make_mention, seed=5)
+    runs = []
+    for size in (1, 50):
+        engine = Engine([rule])
+        runs.append([a.to_payload() for start in range(0, len(stream), size)
+                     for a in engine.process(stream[start : start + size])])
+    assert runs[0], "the stream never made this rule fire: the test would prove nothing"
+    assert runs[0] == runs[1]
