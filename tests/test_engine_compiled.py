@@ -313,3 +313,19 @@ def test_a_clock_that_ticks_between_mentions_changes_no_alert(make_mention, spec
         runs.append([a.to_payload() for a in out])
     assert runs[0], "the stream never made this rule fire: the test would prove nothing"
     assert runs[0] == runs[1]
+
+
+def test_rules_run_together_decide_as_each_alone(make_mention):
+    """Rules share an engine (its clock, timer heap, sweeps, regex bank) but nothing else: each
+    sends the same alerts beside the others as alone."""
+    rules = [RULE.validate_python({"id": f"r{i}", **BASE, **spec}) for i, spec in enumerate(RESTART_RULES)]
+    stream = _moody_stream(make_mention, seed=7)
+    together = Engine(rules)
+    sent = [a.to_payload() for start in range(0, len(stream), 11) for a in together.process(stream[start : start + 11])]
+    sent += [a.to_payload() for a in together.advance(max(m.ts for m in stream) + 86400)]
+    for rule in rules:
+        alone = Engine([rule])
+        own = [a.to_payload() for start in range(0, len(stream), 11) for a in alone.process(stream[start : start + 11])]
+        own += [a.to_payload() for a in alone.advance(max(m.ts for m in stream) + 86400)]
+        assert own, rule.id
+        assert [a for a in sent if a["rule"] == rule.id] == own, rule.id
