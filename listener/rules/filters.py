@@ -38,9 +38,14 @@ def features(text: str) -> TextFeatures:
     return TextFeatures(frozenset(tokens + tags), stream.replace("#", ""), tuple(dict.fromkeys(tags)))
 
 
+def _term_tokens(term: str) -> list[str]:
+    """A rule's term as the tokens `features()` makes of a text: case-folded, straight apostrophes."""
+    return _TOKEN.findall(term.casefold().replace("’", "'"))
+
+
 def _term_test(term: str) -> Callable[[TextFeatures], bool]:
     """A term is a word, a #tag, an @handle or a phrase of several words."""
-    tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+    tokens = _term_tokens(term)
     if len(tokens) == 1:
         token = tokens[0]
         return lambda f: token in f.words
@@ -55,7 +60,7 @@ def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
     # one, unlike the "i" that starts many), and search the text only for those whose word is there.
     phrases: dict[str, list[str]] = {}
     for term in terms:
-        tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+        tokens = _term_tokens(term)
         if len(tokens) == 1:
             words.add(tokens[0])
         else:
@@ -252,7 +257,7 @@ def _needed_words(terms: list[str]) -> frozenset[str] | None:
     """Words of which a text must contain one for any of `terms` to occur (a phrase: its rarest word)."""
     words = set()
     for term in terms:
-        tokens = _TOKEN.findall(term.casefold().replace("’", "'"))
+        tokens = _term_tokens(term)
         if not tokens:
             return None  # (a term with no word characters, such as an emoji: not searched by word)
         bare = [t.lstrip("#") for t in tokens] if len(tokens) > 1 else tokens
