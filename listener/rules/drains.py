@@ -21,8 +21,8 @@ from listener.rules.model import BaselineRule, Condition, SentimentShiftRule, Sp
 from listener.rules.state import GroupState
 
 NEVER = math.inf
-# Margin for rounding (metrics are compared rounded to 4 places) and float drift in running sums:
-# it only makes a bound smaller, i.e. a group is looked at a little earlier than it must be.
+# Margin for rounding (metrics are compared rounded to 4 places): it only makes a bound smaller,
+# i.e. a group is looked at a little earlier than it must be.
 EPS = 1e-3
 
 Bound = Callable[[GroupState], float]
@@ -49,10 +49,8 @@ def condition_bound(c: Condition) -> Bound:
             if t <= -1:
                 return lambda s: 0.0
             return lambda s: max(0.0, (t * len(s.window) - s.sum_e4 / 10000) / (1 + t))
-        t = b + EPS  # the highest compound (+1) leaves first
-        if t >= 1:
-            return lambda s: 0.0
-        return lambda s: max(0.0, (s.sum_e4 / 10000 - t * len(s.window)) / (1 - t))
+        t = b + EPS
+        return lambda s: _to_mean_at_most(s, t)
     part = _part(metric)
     if rising:  # share = part / n rises fastest when only the others leave
         t = b - EPS
@@ -97,12 +95,16 @@ def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, f
             mean = base.mean  # type: ignore[attr-defined]
             if not base.ready or mean is None or base.mentions < min_baseline:  # type: ignore[attr-defined]
                 return next_bucket  # quiet for lack of history until the baseline is looked at again
-            t = mean - drop + EPS  # it holds when the window's mean is at most the baseline less `drop`
-            k = 0.0 if t >= 1 else max(0.0, (s.sum_e4 / 10000 - t * len(s.window)) / (1 - t))
-            return min(_departure(s, k, window_s), next_bucket)
+            # It holds when the window's mean is at most the baseline less `drop`.
+            return min(_departure(s, _to_mean_at_most(s, mean - drop + EPS), window_s), next_bucket)
 
         return shift_first
     return None
+
+
+def _to_mean_at_most(s: GroupState, t: float) -> float:
+    """Departures needed before the window's mean could fall to `t`: the highest compounds (+1) leave first."""
+    return 0.0 if t >= 1 else max(0.0, (s.sum_e4 / 10000 - t * len(s.window)) / (1 - t))
 
 
 def _departure(s: GroupState, k: float, window_s: float) -> float:
