@@ -45,6 +45,13 @@ Offset = Annotated[
 ]
 
 
+class FoundBy(Strict):
+    """Another watch that finds the same post."""
+
+    watch: str = Field(description="The watch id.")
+    watch_kind: Literal["account", "hashtag", "query", "post"] | None = None
+
+
 class MentionInput(Strict):
     """One mention, or a burst of them (`texts`, `repeat`, `every`)."""
 
@@ -62,6 +69,10 @@ class MentionInput(Strict):
     in_reply_to: str | None = None
     lang: str | None = None
     url: str | None = None
+    also_found_by: list[FoundBy] = Field(
+        default_factory=list,
+        description="Other watches that find the same posts right after (an @mention that also carries our hashtag).",
+    )
 
     @model_validator(mode="after")
     def _one_text(self) -> MentionInput:
@@ -192,7 +203,7 @@ class RuleTestRunner:
         if failures:
             return failures
         engine = Engine(ruleset.rules)
-        events: list[tuple[float, int, Any]] = [(m.ts, 0, m) for m in self._mentions(test, start)]
+        events: list[tuple[float, int, Any]] = [(found[0].ts, 0, found) for found in self._mentions(test, start)]
         for poll in test.polls:
             for i in range(poll.repeat):
                 events.append((start + poll.at + i * poll.every, 1, poll))
@@ -206,7 +217,11 @@ class RuleTestRunner:
             while upcoming is not None and upcoming[0] <= until:
                 ts, kind, item = upcoming
                 if kind == 0:
-                    sent.extend(engine.process([item]))
+                    first, *others = item  # the post as its first watch found it, then as the others did
+                    sent.extend(engine.process([first]))
+                    for i, other in enumerate(others):
+                        before = [(m.watch, m.watch_kind) for m in item[: i + 1]]
+                        sent.extend(engine.process_sightings([(other, before)]))
                 else:
                     sent.extend(engine.record_poll(item.watch, item.platform, ts, item.ok, item.error,
                                                    item.watch_kind))
@@ -217,8 +232,9 @@ class RuleTestRunner:
             previous = until
         return failures
 
-    def _mentions(self, test: RuleTest, start: float) -> list[Mention]:
-        out: list[Mention] = []
+    def _mentions(self, test: RuleTest, start: float) -> list[list[Mention]]:
+        """Each post, as found by its watch and then by each of `also_found_by`."""
+        out: list[list[Mention]] = []
         counter = 0
         for item in test.mentions:
             texts = item.texts if item.texts is not None else [item.text or ""]
@@ -239,7 +255,8 @@ class RuleTestRunner:
                     m = dataclasses.replace(m, sentiment=Sentiment(c, max(c, 0), 1 - abs(c), max(-c, 0)))
                 else:
                     m = dataclasses.replace(m, sentiment=self.scorer.score(m.text))
-                out.append(m)
+                out.append([m, *(dataclasses.replace(m, watch=f.watch, watch_kind=f.watch_kind)
+                                 for f in item.also_found_by)])
         return out
 
 
