@@ -94,15 +94,11 @@ class RuleRuntime:
         self.sweep_due = math.inf
 
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
-        state = GroupState(values)
-        if self.flag is None:
-            state.flags = None  # nothing to flag: no parallel deque to keep
-        if not self.counts_authors:
-            state.authors = None  # alerts count the authors of the window when they need the number
-        if self.bucket_s:
-            state.history = History(self.bucket_s)
-        state.last_seen_ts = now_ts
-        return state
+        # No flag: no parallel deque to keep. No condition on unique_authors: alerts count the
+        # window's authors when they need the number. (Built only when wanted: this runs per new group.)
+        return GroupState(values, flags=deque() if self.flag is not None else None,
+                          authors={} if self.counts_authors else None,
+                          history=History(self.bucket_s) if self.bucket_s else None, last_seen_ts=now_ts)
 
     def group_keys(self, m: Mention, feats: Callable[[], TextFeatures]) -> list[tuple[str, dict[str, str]]]:
         """The groups a matching mention belongs to: (key, values) each (see also `key_of`)."""
