@@ -165,3 +165,14 @@ def test_engine_benchmark_runs_small_and_counts_calls(tmp_path):
     assert data["engine_mentions_per_s"] > 0 and data["vader_texts_per_s"] > 0
     assert data["calls_per_mention"] > 20  # at least a call per rule per mention
     assert [row["percent"] for row in data["memory"]] == [25, 50, 100]
+
+
+def test_rules_benchmark_reports_recall_false_alarms_and_recordings(tmp_path, capsys):
+    assert bench("bench_rules").main(["--vader-data", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 0
+    data = result(tmp_path, "rules")
+    assert set(data["posts"]) == {"round1", "round2", "round3", "round4", "background"}
+    crisis = data["posts"]["round4"]["person-in-crisis"]
+    assert crisis["positives"] == 60 and 0 <= crisis["caught"] <= 60
+    assert data["posts"]["background"]["crime-tip"]["positives"] == 0
+    assert all(s["ok"] for s in data["scenarios"].values()), data["scenarios"]
+    assert "VADER's corpora are not at" in capsys.readouterr().out
