@@ -8,7 +8,7 @@ sets were made and in which order they were used):
 
 * labelled posts (rules/eval/posts/round*.jsonl): for each single-post rule (crisis, threats, tips),
   recall on the posts of its class and false alarms on the posts of every other class;
-* ordinary mentions (rules/eval/posts/background.jsonl): false alarms per 1,000;
+* ordinary mentions (rules/eval/posts/background.jsonl): how many of them each rule fires on;
 * recordings (rules/eval/scenarios/*.jsonl, expected.yaml): each replayed through the whole path
   (store, VADER, every shipped rule) as `listener replay` does; the wanted alerts, how soon after
   the event began they fired, and every other alert (a false alarm).
@@ -22,9 +22,8 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -135,7 +134,7 @@ def run_scenario(path: Path, want: list[dict[str, Any]], rules: list[RuleBase]) 
         at = first.fired_at_ts if first is not None else None
         wanted.append({
             "rule": w["rule"], "group": w["group"], "from": w["from"], "by": w["by"],
-            "fired_at": None if first is None else datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds"),
+            "fired_at": None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds"),
             "after_s": None if at is None else round(at - _ts(w["from"])),
             "on_time": at is not None and _ts(w["from"]) <= at <= _ts(w["by"]),
         })

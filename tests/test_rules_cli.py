@@ -79,6 +79,21 @@ def test_rules_check_reports_a_passed_review_date_and_explains(tmp_path):
     assert run_cli("rules", "check", "--today", "2026-01-31", str(path)).stderr.count("warning:") == 0
 
 
+def test_rules_check_warns_of_a_word_boundary_beside_a_letter_re2_does_not_know(tmp_path):
+    """RE2's \\b knows only ASCII letters: "\\bça va" never matches "ok ça va", and an author should hear so."""
+    import re2
+
+    path = tmp_path / "fr.yaml"
+    path.write_text("rules:\n  - id: menace\n    kind: match\n    match:\n"
+                    "      regex: '\\bça va péter\\b|\\bje serai plus là\\b'\n", encoding="utf-8")
+    result = run_cli("rules", "check", str(path))
+    assert result.returncode == 0
+    assert "match.regex: \\b next to 'ç', 'à' never matches there" in result.stderr
+    assert re2.search(r"\bça va", "ok ça va péter") is None and re2.search(r"ça va", "ok ça va péter")
+    path.write_text(path.read_text(encoding="utf-8").replace("\\bça", "ça").replace("là\\b", "là"), encoding="utf-8")
+    assert "warning:" not in run_cli("rules", "check", str(path)).stderr
+
+
 def test_shipped_library_checks_clean_and_every_rule_explains():
     result = run_cli("rules", "check", "--strict", "--explain", "--today", "2026-12-01", "rules")
     assert result.returncode == 0, result.stderr

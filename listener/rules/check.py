@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -48,15 +49,28 @@ def lint(rule: RuleBase, today: date) -> list[str]:
         out.append(f"review_by {rule.review_by.isoformat()} has passed: review the rule and set a new date")
     if isinstance(rule, MatchRule) and not _filters(rule.match):
         out.append("a match rule without any filter fires on every mention")
-    for where, match in _all_matches(rule.match, "match"):
+    blocks = _all_matches(rule.match, "match")
+    flag = getattr(rule, "flag", None)
+    if flag is not None:
+        blocks += _all_matches(flag, "flag")
+    for where, match in blocks:
         overlap = {t.casefold() for t in match.any or ()} & {t.casefold() for t in match.none or ()}
         if overlap:
             out.append(f"{where}: {', '.join(sorted(overlap))} in both any and none can never match")
         if match.regex is not None and re2.search(match.regex, "") is not None:
             out.append(f"{where}: the regex matches an empty text, so it lets every mention through")
+        for field_name in ("regex", "none_regex"):
+            beside = [m.group(1) or m.group(2) for m in _ascii_boundary.finditer(getattr(match, field_name) or "")]
+            if beside:
+                out.append(f"{where}.{field_name}: \\b next to {', '.join(map(repr, dict.fromkeys(beside)))} never "
+                           f"matches there: RE2's \\b knows only ASCII letters, so drop it or write (^|\\W) instead")
     if isinstance(rule, WindowRule) and rule.cooldown and rule.cooldown < rule.window / 2:
         out.append("the cooldown is shorter than half the window: one burst may be announced twice")
     return out
+
+
+# `\b` beside a letter outside ASCII ("\bça", "préparé\b"): RE2 sees no word boundary there.
+_ascii_boundary = re.compile(r"\\b([^\x00-\x7f])|([^\x00-\x7f])\\b")
 
 
 def _filters(match: Match) -> bool:
