@@ -138,3 +138,31 @@ def test_windows_refilled_before_the_clock_is_set_are_timed_to_their_next_depart
     for rule in rules:
         state = engine.runtime(rule.id).groups["watch=w"]  # type: ignore[union-attr]
         assert state.timer_due == state.window[0].ts + rule.window  # type: ignore[attr-defined]
+
+
+def test_a_text_rule_learns_its_rarest_need_and_decides_the_same(monkeypatch, make_mention):
+    """A rule whose own regex (one of our handles) is in every mention, beside a rarer act: the
+    engine counts on its first mentions which need rules out more, keeps it, and alerts exactly as
+    an engine that never learnt."""
+    from listener.rules import runtime
+    from listener.rules.engine import Engine
+    from listener.rules.model import Rule
+    from pydantic import TypeAdapter
+
+    monkeypatch.setattr(runtime, "NEED_SAMPLE", 40)
+    rule = TypeAdapter(Rule).validate_python({
+        "id": "handle-and-act", "kind": "match", "group_by": ["author"],
+        "match": {"any_of": [{"regex": "@\\w*police", "any_of": [{"regex": "\\bburn (it|the station)\\b"},
+                                                                  {"any": ["pay him a visit"]}]}]}})
+    texts = ["@MetroPolice thanks for the help", "@MetroPolice where do I get a police check?",
+             "@MetroPolice burn the station down", "@MetroPolice great work today"]
+    mentions = [make_mention(texts[i % 4], author=f"a{i}", ts=1_000_000 + i) for i in range(200)]
+    learning, fixed = Engine([rule]), Engine([rule])
+    fixed.runtime("handle-and-act").need_samples = 0  # keeps the need chosen without a stream
+    static = fixed.runtime("handle-and-act").need_regexes
+    got = [a.group_key for a in learning.process(mentions)]
+    assert got == [a.group_key for a in fixed.process(mentions)] and len(got) == 50
+    learnt = learning.runtime("handle-and-act")
+    assert learnt.need_samples == 0 and learnt.need_regexes != static
+    ruled_out = sum(1 for m in mentions if learnt.need_regexes.isdisjoint(learnt.regex_hits(m.text)))
+    assert ruled_out == 150  # every mention without the act, where the handle ruled out none

@@ -209,3 +209,25 @@ def test_a_texts_words_rule_out_a_filter_only_when_the_filter_fails(make_mention
         ruled_out[name] = max(ruled_out.get(name, 0.0), out / len(texts))
     for rule_id in ("person-in-crisis", "threat-against-officers", "crime-tip"):
         assert ruled_out[rule_id] > 0.3, ruled_out  # the text rules: most posts never reach their filters
+
+
+def test_every_need_the_engine_may_learn_to_use_is_necessary(make_mention):
+    """`need_choices`: whichever alternative the engine keeps for each slot, a text it rules out
+    is one the filter fails (the engine learns which to keep from its stream: see learn_need)."""
+    from listener.demo.scenario import CHATTER, CRITICISM, DEFENDERS, THANKS
+    from listener.rules.filters import choose_need, need_choices
+
+    texts = [t for t in _rule_test_texts() + [t[0] for t in CHATTER] + CRITICISM + DEFENDERS + THANKS if t.strip()]
+    for rule in load_rules([SHIPPED_RULES]).rules:
+        bank = RegexBank()
+        predicate = compile_match(rule.match, bank)
+        slots = need_choices(rule.match, bank)
+        if slots is None:
+            continue
+        for j in range(max(len(slot) for slot in slots)):
+            words, regexes = choose_need(slots, [min(j, len(slot) - 1) for slot in slots])
+            for text in texts:
+                m = make_mention(text.format(at="@MetroPolice", tag="MetroCares"), compound=-0.5)
+                feats = features(m.text)
+                if words.isdisjoint(feats.words) and regexes.isdisjoint(bank.hits(m.text)):
+                    assert not predicate(m, lambda f=feats: f), (rule.id, j, text)

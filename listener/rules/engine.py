@@ -262,6 +262,8 @@ class Engine:
                 if need is not None:  # a rule that tests text: has the text any word it needs?
                     if words is None:
                         words = feats().words
+                    if rt.need_samples:
+                        need = rt.learn_need(words, m.text)
                     if need.isdisjoint(words) and (not rt.need_regexes
                                                    or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
                         continue

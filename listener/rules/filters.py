@@ -219,9 +219,47 @@ def text_need(match: Match, bank: RegexBank) -> Need | None:
     with a text cannot pass; a regex cannot pass without its hit. The engine tests this with one
     set operation per rule, before the rule's predicate: crisis, threat and tip rules are ruled
     out on most mentions without running their filters. The answer never differs from the
-    predicate's (tests/test_filters.py).
+    predicate's (tests/test_filters.py). Of several necessary conditions this takes the one with
+    the fewest common words; `need_choices` offers them all, for the engine to learn the rarest.
     """
-    candidates: list[Need] = []  # each alone is necessary; the rarest words make the best test
+    candidates = _candidates(match, bank)
+    return _best(candidates) if candidates else None
+
+
+def need_choices(match: Match, bank: RegexBank) -> list[list[Need]] | None:
+    """Every way to rule a text out before `match` runs, grouped for choosing.
+
+    One list per slot, each a list of alternatives that are all necessary for that slot; a text
+    can pass only if it meets the need chosen for at least one slot, whichever is chosen. A block
+    that is only an `any_of` (the usual shape of a text rule) has a slot per branch, so that each
+    branch is ruled out by whichever of its lists is rarest: "a police word and a violent act"
+    by the act, not by "police", in a stream about the police. Otherwise there is one slot, the
+    block's own alternatives. None: the block can pass on any text.
+    """
+    top = _candidates(match, bank)
+    if not top:
+        return None
+    if match.any_of and not (match.any or match.all or match.regex):
+        slots = [_candidates(branch, bank) for branch in match.any_of]
+        if all(slots):  # (always, when the block has a need through its any_of)
+            return slots
+    return [top]
+
+
+def choose_need(slots: list[list[Need]], picks: list[int] | None = None) -> Need:
+    """The need of a rule: the union of one alternative per slot (by default each slot's `_best`)."""
+    words: set[str] = set()
+    regexes: set[int] = set()
+    for i, slot in enumerate(slots):
+        need = slot[picks[i]] if picks is not None else _best(slot)
+        words |= need[0]
+        regexes |= need[1]
+    return frozenset(words), frozenset(regexes)
+
+
+def _candidates(match: Match, bank: RegexBank) -> list[Need]:
+    """The necessary conditions of one block, each alone enough to rule a text out."""
+    candidates: list[Need] = []
     if match.any:
         words = _needed_words(match.any)
         if words is not None:
@@ -243,8 +281,11 @@ def text_need(match: Match, bank: RegexBank) -> Need | None:
             all_regexes |= need[1]
         else:
             candidates.append((frozenset(all_words), frozenset(all_regexes)))
-    if not candidates:
-        return None
+    return candidates
+
+
+def _best(candidates: list[Need]) -> Need:
+    """Without knowing the stream: the alternative with the fewest common words, then the fewest words."""
     return min(candidates, key=lambda need: (sum(_common(w) for w in need[0]), len(need[0])))
 
 

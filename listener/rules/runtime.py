@@ -18,8 +18,8 @@ from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
-    Explainer, Predicate, RegexBank, TextFeatures, compile_explainer, compile_match, compile_poll_match, take_all,
-    text_need,
+    Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_match, compile_poll_match,
+    need_choices, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -27,6 +27,7 @@ from listener.rules.model import (
 from listener.rules.state import GroupState
 
 _UNSET = object()
+NEED_SAMPLE = 2000  # mentions a text rule counts its needs on before keeping the rarest (see learn_need)
 RISING_METRICS = frozenset({"count", "flagged", "unique_authors"})  # only fall as mentions leave a window
 
 
@@ -41,10 +42,16 @@ class RuleRuntime:
         self.predicate: Predicate = compile_match(rule.match, bank)
         self.takes_all = self.predicate is take_all
         # Words (or regex hits) a text must have for the predicate to pass: tested first, in one step.
-        need = text_need(rule.match, bank)
+        # Where there are several ways to say it, the engine counts on its first mentions which
+        # rules out most, and keeps that (`learn_need`): the same verdicts, fewer filters run.
+        self._need_slots = need_choices(rule.match, bank)
+        need = None if self._need_slots is None else choose_need(self._need_slots)
         self.need_words: frozenset[str] | None = None if need is None else need[0]
         self.need_regexes: frozenset[int] = frozenset() if need is None else need[1]
         self.regex_hits = bank.hits
+        choices = self._need_slots is not None and any(len(slot) > 1 for slot in self._need_slots)
+        self.need_samples = NEED_SAMPLE if choices else 0  # mentions still to count before choosing
+        self._need_passes = [[0] * len(slot) for slot in self._need_slots or ()]
         flag = getattr(rule, "flag", None)
         self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
@@ -79,6 +86,31 @@ class RuleRuntime:
         single = _compile_key(rule)
         if single is not None:
             self.key_of, self.key_values = single
+
+    def learn_need(self, words: frozenset[str], text: str) -> frozenset[str]:
+        """Count which of the rule's needs `text` meets; after NEED_SAMPLE mentions, keep the rarest.
+        Returns the need words now in force."""
+        assert self._need_slots is not None
+        hits: frozenset[int] | None = None
+        for slot, passes in zip(self._need_slots, self._need_passes):
+            for i, (need_words, need_regexes) in enumerate(slot):
+                if not need_words.isdisjoint(words):
+                    passes[i] += 1
+                elif need_regexes:
+                    if hits is None:
+                        hits = self.regex_hits(text)
+                    if not need_regexes.isdisjoint(hits):
+                        passes[i] += 1
+        self.need_samples -= 1
+        if self.need_samples == 0:
+            picks: list[int] = []
+            for slot, passes in zip(self._need_slots, self._need_passes):
+                static = slot.index(choose_need([slot])) if len(slot) > 1 else 0
+                ranked = sorted(range(len(slot)), key=lambda i: (passes[i], i != static))  # ties: the static choice
+                picks.append(ranked[0])
+            self.need_words, self.need_regexes = choose_need(self._need_slots, picks)
+        assert self.need_words is not None
+        return self.need_words
 
     @property
     def explainer(self) -> Explainer | None:
