@@ -6,9 +6,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from listener.errors import MentionError
+
+# The watches (and their kinds) that had found a post before another found it too, the first finder first.
+Known = Sequence[tuple[str | None, str | None]]
 
 REQUIRED = ("platform", "id", "text", "created_at")
 WATCH_KINDS = ("account", "hashtag", "query", "post")

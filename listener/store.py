@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import sqlite_utils
 
 from listener.errors import StoreError
-from listener.mention import Mention, Sentiment, format_time
+from listener.mention import Known, Mention, Sentiment, format_time
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -152,8 +152,7 @@ def _m004_sightings(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Migration] = [_m001_initial, _m002_delivery, _m003_sessions, _m004_sightings]
 
-# Watches that had found a post before: (watch, watch_kind), the first finder first.
-Known = list[tuple[str | None, str | None]]
+_Finders = list[tuple[str | None, str | None]]  # a `Known` being built
 
 
 @dataclass(frozen=True)
@@ -345,7 +344,7 @@ class Store:
         if not wanted:
             return []
         stored: dict[tuple[str, str], Mention] = {}
-        known: dict[tuple[str, str], Known] = {}
+        known: dict[tuple[str, str], _Finders] = {}
         keys = list(dict.fromkeys(m.key for m in wanted))
         for start in range(0, len(keys), 400):
             chunk = keys[start : start + 400]
@@ -382,7 +381,7 @@ class Store:
             " WHERE s.created_ts >= ? ORDER BY s.platform, s.id, s.rowid",
             [since_ts],
         ).fetchall()
-        known: dict[tuple[str, str], Known] = {}
+        known: dict[tuple[str, str], _Finders] = {}
         for row in rows:
             post = _mention(row[2:])
             before = known.setdefault(post.key, [(post.watch, post.watch_kind)])

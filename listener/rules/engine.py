@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from listener.alert import Alert
 from listener.duration import format_span
-from listener.mention import Mention
+from listener.mention import Known, Mention
 from listener.rules.alerting import Check
 from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
 from listener.rules.filters import RegexBank, TextFeatures, features
@@ -31,7 +31,6 @@ from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRul
 from listener.rules.runtime import RuleRuntime, forgettable, next_look, verdict
 from listener.rules.state import Episode, GroupState
 
-Known = Sequence[tuple[str | None, str | None]]  # watches (and kinds) that had found a post before
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.
 PRESENTATION = frozenset({"description", "owner", "purpose", "review_by", "labels", "title", "message"})
@@ -116,9 +115,7 @@ class Engine:
             if rt is None:
                 continue
             for key, data in groups.items():
-                state = rt.groups.get(key)
-                if state is None:
-                    state = rt.groups[key] = rt.new_group(dict(data["values"]), self.now_ts)
+                state = rt.group(key, dict(data["values"]), self.now_ts)
                 state.quiet_until = data["quiet_until"] if data["quiet_until"] is not None else -math.inf
                 state.clear_since = data["clear_since"]
                 state.blocked = bool(data.get("blocked", False))
@@ -173,9 +170,7 @@ class Engine:
 
     def _refill(self, rt: RuleRuntime, m: Mention, feats: Callable[[], TextFeatures]) -> None:
         for key, values in rt.group_keys(m, feats):
-            state = rt.groups.get(key)
-            if state is None:
-                state = rt.groups[key] = rt.new_group(values, m.ts)
+            state = rt.group(key, values, m.ts)
             if rt.kind == "flatline":
                 state.last_seen_ts = max(state.last_seen_ts, m.ts)
             else:
@@ -277,11 +272,8 @@ class Engine:
                         state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
                     self._feed(rt, key, state, m, feats, out)
                     continue
-                for key, values in rt.group_keys(m, feats):
-                    state = rt.groups.get(key)
-                    if state is None:
-                        state = rt.groups[key] = rt.new_group(values, ts)
-                    self._feed(rt, key, state, m, feats, out)
+                for key, values in rt.group_keys(m, feats):  # (a mention may be in several groups, or none)
+                    self._feed(rt, key, rt.group(key, values, ts), m, feats, out)
         return out
 
     def process_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> list[Alert]:
@@ -302,10 +294,7 @@ class Engine:
                 if not self._takes_again(rt, m, known, feats):
                     continue
                 for key, values in rt.group_keys(m, feats):
-                    state = rt.groups.get(key)
-                    if state is None:
-                        state = rt.groups[key] = rt.new_group(values, m.ts)
-                    self._feed(rt, key, state, m, feats, out)
+                    self._feed(rt, key, rt.group(key, values, m.ts), m, feats, out)
         return out
 
     @staticmethod
@@ -353,9 +342,7 @@ class Engine:
             if rt.poll_match is None or not rt.poll_match(watch, platform, watch_kind):
                 continue
             key, values = rt.poll_group(watch, platform)
-            state = rt.groups.get(key)
-            if state is None:
-                state = rt.groups[key] = rt.new_group(values, ts)
+            state = rt.group(key, values, ts)
             if ok:
                 state.first_fail_ts = None
                 state.failed_polls = 0

@@ -49,15 +49,26 @@ def _term_test(term: str) -> Callable[[TextFeatures], bool]:
     if len(tokens) == 1:
         token = tokens[0]
         return lambda f: token in f.words
-    phrase = " " + " ".join(t.lstrip("#") for t in tokens) + " "
+    phrase = _phrase([t.lstrip("#") for t in tokens])
     return lambda f: phrase in f.stream
+
+
+def _phrase(bare: list[str]) -> str:
+    """A phrase's words as `TextFeatures.stream` holds them, to find it with one `in`."""
+    return " " + " ".join(bare) + " "
+
+
+def _key_word(bare: list[str]) -> str:
+    """The word of a phrase to index it by, the rarest we can tell: not a common word ("i", "the",
+    "my"), then the longest. A phrase occurs only where each of its words does."""
+    return min(bare, key=lambda t: (_common(t), -len(t)))
 
 
 def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
     """Whether any of many terms occurs, in a few set operations rather than one test per term."""
     words: set[str] = set()
-    # A phrase occurs only if each of its words does: index phrases by their longest word (a rare
-    # one, unlike the "i" that starts many), and search the text only for those whose word is there.
+    # Index phrases by a rare word of theirs (`_key_word`), and search the text only for those
+    # whose word is there.
     phrases: dict[str, list[str]] = {}
     for term in terms:
         tokens = _term_tokens(term)
@@ -65,7 +76,7 @@ def _any_term_test(terms: list[str]) -> Callable[[TextFeatures], bool]:
             words.add(tokens[0])
         else:
             bare = [t.lstrip("#") for t in tokens]
-            phrases.setdefault(max(bare, key=len), []).append(" " + " ".join(bare) + " ")
+            phrases.setdefault(_key_word(bare), []).append(_phrase(bare))
     single = frozenset(words)
     keys = frozenset(phrases)
     either = single | keys
@@ -223,14 +234,15 @@ def text_need(match: Match, bank: RegexBank) -> Need | None:
     the fewest common words; `need_choices` offers them all, for the engine to learn the rarest.
     """
     candidates = _candidates(match, bank)
-    return _best(candidates) if candidates else None
+    return min(candidates, key=_rank) if candidates else None
 
 
 def need_choices(match: Match, bank: RegexBank) -> list[list[Need]] | None:
     """Every way to rule a text out before `match` runs, grouped for choosing.
 
-    One list per slot, each a list of alternatives that are all necessary for that slot; a text
-    can pass only if it meets the need chosen for at least one slot, whichever is chosen. A block
+    One list per slot, each a list of alternatives that are all necessary for that slot, best
+    first as far as can be told without the stream (`_rank`); a text can pass only if it meets
+    the need chosen for at least one slot, whichever is chosen. A block
     that is only an `any_of` (the usual shape of a text rule) has a slot per branch, so that each
     branch is ruled out by whichever of its lists is rarest: "a police word and a violent act"
     by the act, not by "police", in a stream about the police. Otherwise there is one slot, the
@@ -239,19 +251,20 @@ def need_choices(match: Match, bank: RegexBank) -> list[list[Need]] | None:
     top = _candidates(match, bank)
     if not top:
         return None
+    slots = [top]
     if match.any_of and not (match.any or match.all or match.regex):
-        slots = [_candidates(branch, bank) for branch in match.any_of]
-        if all(slots):  # (always, when the block has a need through its any_of)
-            return slots
-    return [top]
+        branches = [_candidates(branch, bank) for branch in match.any_of]
+        if all(branches):  # (always, when the block has a need through its any_of)
+            slots = branches
+    return [sorted(slot, key=_rank) for slot in slots]
 
 
 def choose_need(slots: list[list[Need]], picks: list[int] | None = None) -> Need:
-    """The need of a rule: the union of one alternative per slot (by default each slot's `_best`)."""
+    """The need of a rule: the union of one alternative per slot (by default the first of each)."""
     words: set[str] = set()
     regexes: set[int] = set()
     for i, slot in enumerate(slots):
-        need = slot[picks[i]] if picks is not None else _best(slot)
+        need = slot[picks[i] if picks is not None else 0]
         words |= need[0]
         regexes |= need[1]
     return frozenset(words), frozenset(regexes)
@@ -284,9 +297,9 @@ def _candidates(match: Match, bank: RegexBank) -> list[Need]:
     return candidates
 
 
-def _best(candidates: list[Need]) -> Need:
-    """Without knowing the stream: the alternative with the fewest common words, then the fewest words."""
-    return min(candidates, key=lambda need: (sum(_common(w) for w in need[0]), len(need[0])))
+def _rank(need: Need) -> tuple[int, int]:
+    """Without knowing the stream, the better need has the fewer common words, then the fewer words."""
+    return sum(_common(w) for w in need[0]), len(need[0])
 
 
 def _common(word: str) -> bool:
@@ -302,7 +315,7 @@ def _needed_words(terms: list[str]) -> frozenset[str] | None:
         if not tokens:
             return None  # (a term with no word characters, such as an emoji: not searched by word)
         bare = [t.lstrip("#") for t in tokens] if len(tokens) > 1 else tokens
-        words.add(min(bare, key=lambda t: (_common(t), -len(t))))
+        words.add(_key_word(bare))
     return frozenset(words)
 
 

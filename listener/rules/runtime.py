@@ -102,12 +102,8 @@ class RuleRuntime:
                     if not need_regexes.isdisjoint(hits):
                         passes[i] += 1
         self.need_samples -= 1
-        if self.need_samples == 0:
-            picks: list[int] = []
-            for slot, passes in zip(self._need_slots, self._need_passes):
-                static = slot.index(choose_need([slot])) if len(slot) > 1 else 0
-                ranked = sorted(range(len(slot)), key=lambda i: (passes[i], i != static))  # ties: the static choice
-                picks.append(ranked[0])
+        if self.need_samples == 0:  # each slot's alternative met least often (ties: the first, best ranked)
+            picks = [passes.index(min(passes)) for passes in self._need_passes]
             self.need_words, self.need_regexes = choose_need(self._need_slots, picks)
         assert self.need_words is not None
         return self.need_words
@@ -124,6 +120,13 @@ class RuleRuntime:
         self.groups = {}
         self.draining = deque()
         self.sweep_due = math.inf
+
+    def group(self, key: str, values: dict[str, str], now_ts: float) -> GroupState:
+        """The group under `key`, made with `values` if it is new (`Engine.process` inlines this)."""
+        state = self.groups.get(key)
+        if state is None:
+            state = self.groups[key] = self.new_group(values, now_ts)
+        return state
 
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         # No flag: no parallel deque to keep. No condition on unique_authors: alerts count the
