@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from bench_sentiment import CORPORA, read_corpus
 from benchlib import parser as bench_parser, write_result
 
 from listener.alert import Alert
@@ -148,12 +149,16 @@ def read_expected(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
-def vader_false_alarms(predicates: dict[str, Predicate], data: Path) -> dict[str, list[str]] | None:
-    corpora = sorted(data.glob("*_GroundTruth.txt"))
-    if not corpora:
+def vader_texts(data: Path) -> list[str] | None:
+    """The texts of VADER's four human-rated corpora in `data` (as bench_sentiment reads them), or None."""
+    paths = [data / name for name in CORPORA.values()]
+    if not all(path.is_file() for path in paths):
         return None
-    texts = [line.split("\t")[2] for p in corpora
-             for line in p.read_text(encoding="utf-8", errors="replace").splitlines() if line.count("\t") >= 2]
+    return [item.text for path in paths for item in read_corpus(path)]
+
+
+def vader_false_alarms(predicates: dict[str, Predicate], texts: list[str]) -> dict[str, list[str]]:
+    """Per rule, the texts it fires on."""
     out: dict[str, list[str]] = {rule: [] for rule in predicates}
     for i, text in enumerate(texts):
         for rule in fired(predicates, text, i):
@@ -203,14 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         for text in outcome.false_alarms:
             print(f"      false alarm: {text}")
 
-    vader = vader_false_alarms(predicates, Path(args.vader_data))
-    if vader is None:
+    texts = vader_texts(Path(args.vader_data))
+    if texts is None:
         print(f"\nVADER's corpora are not at {args.vader_data}: skipped (--vader-data)")
     else:
-        result["vader_false_alarms"] = {rule: len(texts) for rule, texts in vader.items()}
-        print("\nSingle-post rules on VADER's 23,703 human-rated texts (none about crisis, threats or tips)")
-        for rule, texts in vader.items():
-            print(f"  {rule:<26} {len(texts):>4} fired")
+        vader = vader_false_alarms(predicates, texts)
+        result["vader_false_alarms"] = {rule: len(fired_on) for rule, fired_on in vader.items()}
+        print(f"\nSingle-post rules on VADER's {len(texts):,} human-rated texts (none about crisis, threats or tips)")
+        for rule, fired_on in vader.items():
+            print(f"  {rule:<26} {len(fired_on):>4} fired")
 
     print(f"\n  written to {write_result('rules', args.out, result)}")
     return 0

@@ -36,26 +36,14 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
     """VADER's human-rated corpora (tweets, movie and product reviews, editorials) are not about
     crisis, threats or tips: the shipped match rules must stay quiet on nearly all of them."""
     from conftest import SHARED
-    from listener.mention import Mention
     from listener.rules import load_rules
-    from listener.rules.filters import RegexBank, compile_match, features
 
-    corpora = sorted((SHARED / "data" / "vader").glob("*_GroundTruth.txt"))
-    if not corpora:
+    bench_rules = _bench_rules()
+    texts = bench_rules.vader_texts(SHARED / "data" / "vader")
+    if texts is None:
         pytest.skip(f"VADER's corpora are not at {SHARED / 'data' / 'vader'} (set LISTENER_SHARED)")
-    bank = RegexBank()
-    rules = {r.id: compile_match(r.match, bank) for r in load_rules([SHIPPED_RULES]).rules if r.kind == "match"}
-    fired: dict[str, list[str]] = {rule: [] for rule in rules}
-    texts = [line.split("\t")[2] for path in corpora
-             for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.count("\t") >= 2]
     assert len(texts) > 20_000
-    for i, text in enumerate(texts):
-        mention = Mention.from_dict({"platform": "x", "id": str(i), "text": text,
-                                     "created_at": "2026-01-01T00:00:00Z", "watch_kind": "account"})
-        feats = features(text)
-        for rule, passes in rules.items():
-            if passes(mention, lambda feats=feats: feats):  # type: ignore[misc]
-                fired[rule].append(text)
+    fired = bench_rules.vader_false_alarms(bench_rules.single_post_rules(load_rules([SHIPPED_RULES]).rules), texts)
     # Measured when the crisis rule learnt to require a first person for phrases said of others
     # (14 before): hyperbole remains ("this film nearly provoked me to take my own life").
     assert len(fired["person-in-crisis"]) <= 4, fired["person-in-crisis"]
