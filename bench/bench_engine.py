@@ -106,8 +106,9 @@ def engine_state(engine: Engine) -> dict[str, int]:
     for rule in engine.rules:
         rt = engine.runtime(rule.id)
         assert rt is not None
-        groups += len(rt.groups)
-        windowed += sum(len(g.window) for g in rt.groups.values())
+        windows = rt.windows()  # whole groups and small ones
+        groups += len(windows)
+        windowed += sum(len(w) for w in windows.values())
     return {"groups": groups, "windowed_mentions": windowed, "timers": len(engine._timers)}
 
 

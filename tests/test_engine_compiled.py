@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine_cases import BASE, DRAIN_RULES, RULE, RULES, moody_stream
+from engine_cases import BASE, DRAIN_RULES, RESTART_RULES, RULE, RULES, moody_stream
 from listener.rules import Engine
 from listener.rules.runtime import cannot_rise, may_hold, verdict
 
@@ -27,8 +27,11 @@ def test_compiled_tests_agree_with_the_definitions(make_mention, spec):
         mention = make_mention(at_s=t - (rng.random() * 1800 if late else 0), watch=rng.choice("ab"),
                                author=f"u{rng.randrange(8)}", compound=rng.choice([-0.8, -0.3, 0.0, 0.02, 0.4, 0.9]))
         engine.process([mention])
-        for state in rt.groups.values():
-            now, first = engine.now_ts, engine.first_ts
+        now, first = engine.now_ts, engine.first_ts
+        # A small group (a threshold rule's group with fewer mentions than it can fire on) is only
+        # its mentions: as a whole group it must be one that cannot hold.
+        small = [(rt.state_of(w, {}, now), True) for w in (rt.small or {}).values()]
+        for state, is_small in [*((state, False) for state in rt.groups.values()), *small]:
             assert rt.cannot_rise(state) == cannot_rise(rt, state)
             before = (rt.unready, rt.unready_reason)
             fast = rt.holds_now(state, now, first)
@@ -36,6 +39,7 @@ def test_compiled_tests_agree_with_the_definitions(make_mention, spec):
             rt.unready, rt.unready_reason = before
             plain = may_hold(rt, state, now, first) and verdict(rt, state, now, first)[0]
             assert fast == plain
+            assert not (is_small and (fast or not cannot_rise(rt, state)))
             trues += fast
             assert fast_unready == (rt.unready, rt.unready_reason)
             checked += 1
@@ -66,6 +70,34 @@ def test_skipping_departures_that_cannot_make_a_rule_hold_changes_no_alert(make_
     drained = [a for a in out["every"] if a.status == "firing" and a.fired_at_ts not in arrived]
     if spec.get("baseline", {}).get("type") != "seasonal":  # (the stream is shorter than its week of history)
         assert drained, "no alert fired as mentions left a window: the skipping was not exercised"
+
+
+SMALL_RULES = [r for r in RESTART_RULES if r["kind"] == "threshold"]  # (DRAIN_RULES and more)
+
+
+@pytest.mark.parametrize("spec", SMALL_RULES, ids=[f"threshold-{i}" for i in range(len(SMALL_RULES))])
+def test_keeping_groups_small_until_they_could_fire_changes_no_alert(make_mention, spec):
+    """A threshold rule's group with fewer mentions than the rule can fire on is kept as only its
+    mentions (RuleRuntime.small) and made whole when it reaches that many: an engine that makes
+    every group whole from its first mention must send exactly the same alerts."""
+    rule = RULE.validate_python({"id": "r", **BASE, **spec})
+    stream = moody_stream(make_mention, seed=len(str(spec)))
+    small, whole = Engine([rule]), Engine([rule])
+    whole.runtime("r").small = None  # type: ignore[union-attr]
+    out: dict[str, list[Any]] = {"small": [], "whole": []}
+    seen_small = 0
+    for engine, name in ((small, "small"), (whole, "whole")):
+        for start in range(0, len(stream), 7):
+            batch = stream[start : start + 7]
+            out[name] += engine.process(batch)
+            seen_small += len(engine.runtime("r").small or {})  # type: ignore[union-attr]
+            out[name] += engine.advance(max(m.ts for m in batch) + 5)
+        out[name] += engine.advance(stream[-1].ts + 86400)
+    assert [a.to_payload() for a in out["small"]] == [a.to_payload() for a in out["whole"]]
+    assert any(a.status == "firing" for a in out["whole"]), "the rule never fired: the test would prove nothing"
+    if small.runtime("r").fires_from:  # type: ignore[union-attr]
+        assert seen_small, "no group was ever small: the test would prove nothing"
+    assert not small.runtime("r").small  # type: ignore[union-attr]  # forgotten once their window passed
 
 
 @pytest.mark.parametrize("text", [f"{metric} {op} {bound}" for metric, bounds in [
@@ -124,7 +156,7 @@ def test_windows_that_do_not_keep_an_author_count_report_the_same_number(make_me
         assert counted.metrics(False) == kept.metrics(False)
     engine = Engine([RULE.validate_python({"id": "r", **BASE, "kind": "threshold", "window": "10m",
                                            "conditions": ["count >= 3"]})])
-    engine.process([make_mention(at_s=0, watch="w", author="a")])
+    engine.process([make_mention(at_s=i, watch="w", author="a") for i in range(3)])
     assert engine.runtime("r").groups["watch=w"].authors is None  # type: ignore[union-attr]
 
 

@@ -70,9 +70,9 @@ def test_a_post_found_by_two_watches_in_one_batch_counts_for_both_once(tmp_path,
     result = pipeline.ingest(found + by_hashtag(found))
     assert len(result.new) == 2
     engine = pipeline.engine
-    assert {key: len(state.window) for key, state in engine.runtime("per-watch").groups.items()} == \
+    assert {key: len(w) for key, w in engine.runtime("per-watch").windows().items()} == \
         {"watch=metro-police": 2, "watch=metrocares": 2}  # type: ignore[union-attr]
-    assert {key: len(state.window) for key, state in engine.runtime("per-author").groups.items()} == \
+    assert {key: len(w) for key, w in engine.runtime("per-author").windows().items()} == \
         {"author=angry1": 2}  # type: ignore[union-attr]
     assert fired(result.alerts).count(("per-watch", "firing", "watch=metro-police")) == 0
     store.close()

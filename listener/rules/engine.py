@@ -11,13 +11,16 @@ been silent long enough) and its next due time is computed, so nothing depends o
 mention arriving and a long jump of the clock gives the same result as many small ticks.
 A group whose window can only drain without anything firing (one post by one author, under a
 rule that needs twenty) gets no timer: nothing could come of it, and a sweep once per window
-forgets it when its window has passed.
+forgets it when its window has passed. Under a threshold rule, a group with fewer mentions than
+the rule could fire on is not even a GroupState until it has that many: only its mentions
+(`RuleRuntime.small`), with nothing counted, flagged or decided.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
@@ -26,7 +29,7 @@ from listener.duration import format_span
 from listener.mention import Known, Mention
 from listener.rules.alerting import Check
 from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
-from listener.rules.filters import RegexBank, TextFeatures, features
+from listener.rules.filters import RegexBank, TextFeatures, lazy_features
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule
 from listener.rules.runtime import RuleRuntime, forgettable, next_look, verdict
 from listener.rules.state import Episode, GroupState
@@ -156,12 +159,12 @@ class Engine:
         try:
             for m in mentions:
                 self._observed_since(m.ts)
-                feats = _lazy_features(m)
+                feats = lazy_features(m)
                 for rt in self._runtimes:
                     if rt.kind != "match" and rt.predicate(m, feats):
                         self._refill(rt, m, feats)
             for m, known in sightings:
-                feats = _lazy_features(m)
+                feats = lazy_features(m)
                 for rt in self._runtimes:
                     if rt.kind != "match" and self._takes_again(rt, m, known, feats):
                         self._refill(rt, m, feats)
@@ -250,7 +253,7 @@ class Engine:
                     self.now_ts = ts
                     if ts >= self._sweep_due:
                         self._sweep(ts)
-            feats = _lazy_features(m)
+            feats = lazy_features(m)
             words: frozenset[str] | None = None
             for rt in runtimes:
                 need = rt.need_words
@@ -269,12 +272,42 @@ class Engine:
                     key = key_of(m)
                     state = rt.groups.get(key)
                     if state is None:
-                        state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
+                        if rt.small is not None:
+                            if self._small(rt, key, m):
+                                continue
+                            state = rt.promote(key, rt.key_values(m), ts)
+                        else:
+                            state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
                     self._feed(rt, key, state, m, feats, out)
                     continue
                 for key, values in rt.group_keys(m, feats):  # (a mention may be in several groups, or none)
-                    self._feed(rt, key, rt.group(key, values, ts), m, feats, out)
+                    state = rt.groups.get(key)
+                    if state is None:
+                        if rt.small is not None:
+                            if self._small(rt, key, m):
+                                continue
+                            state = rt.promote(key, values, ts)
+                        else:
+                            state = rt.groups[key] = rt.new_group(values, ts)
+                    self._feed(rt, key, state, m, feats, out)
         return out
+
+    def _small(self, rt: RuleRuntime, key: str, m: Mention) -> bool:
+        """Whether the small group `key` of `rt` (see RuleRuntime.small) took `m`, or `m` came too late
+        to count at all; False when the group must be promoted to take it."""
+        small = rt.small
+        assert small is not None
+        if m.ts <= self.now_ts - rt.window_s:
+            return True  # older than the window: too late to count (as in _feed)
+        w = small.get(key)
+        if w is None:
+            small[key] = deque((m,))
+            if rt.sweep_due == math.inf:  # to be forgotten once its window has passed
+                rt.sweep_due = m.ts + rt.window_s
+                if rt.sweep_due < self._sweep_due:
+                    self._sweep_due = rt.sweep_due
+            return True
+        return rt.take_small(w, m, self.now_ts)
 
     def process_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> list[Alert]:
         """Posts already processed, found again by another watch: each as seen by the new watch, with
@@ -289,7 +322,7 @@ class Engine:
         for m, known in sightings:
             if m.ts > self.now_ts:
                 out.extend(self.advance(m.ts))
-            feats = _lazy_features(m)
+            feats = lazy_features(m)
             for rt in self._runtimes:
                 if not self._takes_again(rt, m, known, feats):
                     continue
@@ -458,9 +491,10 @@ class Engine:
         """Forget the timer-less groups (see `_settle`) whose window has passed by `now`.
 
         Such a group only waits for its window to drain, which cannot make its rule fire, so it
-        needs no timer: it waits in its rule's queue, in the order its window ends. Sweeping
-        decides nothing and sends nothing; it runs about four times per window of each rule, so
-        a drained group stays in memory at most about a quarter of a window longer than it must.
+        needs no timer: it waits in its rule's queue, in the order its window ends. Small groups
+        (`RuleRuntime.small`) are looked over in one pass. Sweeping decides nothing and sends
+        nothing; it runs about four times per window of each rule, so a drained group stays in
+        memory at most about a quarter of a window longer than it must.
         """
         due = math.inf
         for rt in self._runtimes:
@@ -492,7 +526,10 @@ class Engine:
                 continue
             state.evict(now - window_s)
             self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
-        return max(queue[0][0], now + window_s / 4) if queue else math.inf
+        due = max(queue[0][0], now + window_s / 4) if queue else math.inf
+        if rt.small:
+            due = min(due, max(rt.sweep_small(now), now + window_s / 4))
+        return due
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         """A timer of a match or flatline rule (window kinds are handled in `advance`)."""
@@ -523,14 +560,3 @@ def same_definition(a: RuleBase, b: RuleBase) -> bool:
     """Whether two rules decide the same way (they may differ in what their alerts say)."""
     return type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
 
-
-def _lazy_features(m: Mention) -> Callable[[], TextFeatures]:
-    cached: TextFeatures | None = None
-
-    def feats() -> TextFeatures:
-        nonlocal cached
-        if cached is None:
-            cached = features(m.text)
-        return cached
-
-    return feats

@@ -38,6 +38,19 @@ def features(text: str) -> TextFeatures:
     return TextFeatures(frozenset(tokens + tags), stream.replace("#", ""), tuple(dict.fromkeys(tags)))
 
 
+def lazy_features(m: Mention) -> Callable[[], TextFeatures]:
+    """The features of `m`'s text, computed on the first call (most mentions never need them)."""
+    cached: TextFeatures | None = None
+
+    def feats() -> TextFeatures:
+        nonlocal cached
+        if cached is None:
+            cached = features(m.text)
+        return cached
+
+    return feats
+
+
 def _term_tokens(term: str) -> list[str]:
     """A rule's term as the tokens `features()` makes of a text: case-folded, straight apostrophes."""
     return _TOKEN.findall(term.casefold().replace("’", "'"))

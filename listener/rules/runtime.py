@@ -7,10 +7,11 @@ decides what to do with a verdict (open, escalate or resolve an episode).
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from listener.duration import format_span
 from listener.mention import Mention
@@ -19,7 +20,7 @@ from listener.rules.baseline import BaselineValue, History, bucket_width_s, seas
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
     Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_match, compile_poll_match,
-    need_choices, take_all,
+    lazy_features, need_choices, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -62,6 +63,12 @@ class RuleRuntime:
         # wait here, in order of when their window ends, to be forgotten (see Engine._sweep).
         self.draining: deque[tuple[float, str, GroupState]] = deque()
         self.sweep_due = math.inf
+        # A threshold rule that needs at least `fires_from` mentions in a window (count >= 20, flagged
+        # >= 10, ...) cannot fire on fewer, so a group with fewer keeps only its mentions, in `small`
+        # (event-time order), with no sums, flags, timer or verdicts: most groups of such a rule (one
+        # author, one thread) never get there. At `fires_from` it becomes a GroupState (`promote`).
+        self.fires_from = _fires_from(rule)
+        self.small: dict[str, deque[Mention]] | None = {} if self.fires_from else None
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
         # of them is false, the window need not be watched as it drains (see Engine._needs).
         conditions = getattr(rule, "conditions", [])
@@ -118,15 +125,63 @@ class RuleRuntime:
     def clear_state(self) -> None:
         """Forget every group (windows, episodes, cooldowns); the rule itself stays compiled."""
         self.groups = {}
+        self.small = {} if self.fires_from else None
         self.draining = deque()
         self.sweep_due = math.inf
 
     def group(self, key: str, values: dict[str, str], now_ts: float) -> GroupState:
-        """The group under `key`, made with `values` if it is new (`Engine.process` inlines this)."""
+        """The group under `key`, made with `values` if it is new, or made whole if it is small."""
         state = self.groups.get(key)
         if state is None:
+            if self.small and key in self.small:
+                return self.promote(key, values, now_ts)
             state = self.groups[key] = self.new_group(values, now_ts)
         return state
+
+    def take_small(self, w: deque[Mention], m: Mention, now_ts: float) -> bool:
+        """Add `m` to the small group `w` (a rule with `fires_from`); False when `m` would bring it to
+        `fires_from` mentions: then it is left out, for the caller to `promote` the group and feed it."""
+        start = now_ts - self.window_s
+        while w and w[0].ts <= start:  # what has left the window, as GroupState.evict drops it
+            w.popleft()
+        if len(w) + 1 >= self.fires_from:
+            return False
+        ts = m.ts
+        if not w or ts >= w[-1].ts:
+            w.append(m)
+        else:  # a late mention: in event-time order, after those at the same time (as GroupState.add)
+            w.insert(bisect.bisect_right([x.ts for x in w], ts), m)
+        return True
+
+    def promote(self, key: str, values: dict[str, str], now_ts: float) -> GroupState:
+        """Make the small group under `key` a GroupState, its sums and flags counted now: the state
+        it would have had, had it been one from its first mention (flags are pure, sums exact)."""
+        assert self.small is not None
+        state = self.groups[key] = self.state_of(self.small.pop(key), values, now_ts)
+        return state
+
+    def state_of(self, window: Iterable[Mention], values: dict[str, str], now_ts: float) -> GroupState:
+        """A new group holding `window` (mentions in event-time order)."""
+        state = self.new_group(values, now_ts)
+        flag = self.flag
+        for m in window:
+            state.add(m, flag(m, lazy_features(m)) if flag is not None else False)
+        return state
+
+    def sweep_small(self, now_ts: float) -> float:
+        """Forget the small groups whose window has passed; return when the next one will have."""
+        assert self.small is not None
+        window_s = self.window_s
+        gone = [key for key, w in self.small.items() if not w or w[-1].ts <= now_ts - window_s]
+        for key in gone:
+            del self.small[key]
+        return min((w[-1].ts for w in self.small.values()), default=math.inf) + window_s
+
+    def windows(self) -> dict[str, deque[Mention]]:
+        """The window of every group held, whole or small (for inspection and tests)."""
+        out: dict[str, deque[Mention]] = {key: state.window for key, state in self.groups.items()}
+        out.update(self.small or {})
+        return out
 
     def new_group(self, values: dict[str, str], now_ts: float) -> GroupState:
         # No flag: no parallel deque to keep. No condition on unique_authors: alerts count the
@@ -493,6 +548,26 @@ def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
         return lambda s: not rising(s)
     all_rising = rt.all_rising
     return lambda s: all_rising
+
+
+def _fires_from(rule: RuleBase) -> int:
+    """For a threshold rule: the fewest mentions a window needs for its conditions to hold (count,
+    flagged and unique_authors never exceed the window's count); 0 when that is 1 or cannot be told."""
+    if not isinstance(rule, ThresholdRule):
+        return 0
+    least = [_least_count(c) for c in rule.conditions]
+    if rule.combine == "all":
+        n = max((x for x in least if x is not None), default=0)
+    else:
+        n = 0 if any(x is None for x in least) else min(x for x in least if x is not None)
+    return n if n > 1 else 0
+
+
+def _least_count(c: Condition) -> int | None:
+    """The window count below which `c` cannot hold (None: any count)."""
+    if c.metric not in RISING_METRICS or c.op not in (">=", ">"):
+        return None
+    return math.ceil(c.bound) if c.op == ">=" else math.floor(c.bound) + 1
 
 
 def _group_value(m: Mention, name: str) -> str:
