@@ -302,10 +302,12 @@ class Engine:
         w = small.get(key)
         if w is None:
             small[key] = deque((m,))
-            if rt.sweep_due == math.inf:  # to be forgotten once its window has passed
-                rt.sweep_due = m.ts + rt.window_s
-                if rt.sweep_due < self._sweep_due:
-                    self._sweep_due = rt.sweep_due
+            end = m.ts + rt.window_s
+            rt.small_ends.append((end, key))  # to be forgotten once its window has passed
+            if end < rt.sweep_due:
+                rt.sweep_due = end
+                if end < self._sweep_due:
+                    self._sweep_due = end
             return True
         return rt.take_small(w, m, self.now_ts)
 
@@ -491,8 +493,8 @@ class Engine:
         """Forget the timer-less groups (see `_settle`) whose window has passed by `now`.
 
         Such a group only waits for its window to drain, which cannot make its rule fire, so it
-        needs no timer: it waits in its rule's queue, in the order its window ends. Small groups
-        (`RuleRuntime.small`) are looked over in one pass. Sweeping decides nothing and sends
+        needs no timer: it waits in its rule's queue, in the order its window ends (small groups,
+        `RuleRuntime.small`, in a queue of their own). Sweeping decides nothing and sends
         nothing; it runs about four times per window of each rule, so a drained group stays in
         memory at most about a quarter of a window longer than it must.
         """
@@ -527,7 +529,7 @@ class Engine:
             state.evict(now - window_s)
             self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
         due = max(queue[0][0], now + window_s / 4) if queue else math.inf
-        if rt.small:
+        if rt.small is not None:
             due = min(due, max(rt.sweep_small(now), now + window_s / 4))
         return due
 

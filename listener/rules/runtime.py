@@ -69,6 +69,7 @@ class RuleRuntime:
         # author, one thread) never get there. At `fires_from` it becomes a GroupState (`promote`).
         self.fires_from = _fires_from(rule)
         self.small: dict[str, deque[Mention]] | None = {} if self.fires_from else None
+        self.small_ends: deque[tuple[float, str]] = deque()  # (when its window ends, key), to forget them
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
         # of them is false, the window need not be watched as it drains (see Engine._needs).
         conditions = getattr(rule, "conditions", [])
@@ -126,6 +127,7 @@ class RuleRuntime:
         """Forget every group (windows, episodes, cooldowns); the rule itself stays compiled."""
         self.groups = {}
         self.small = {} if self.fires_from else None
+        self.small_ends = deque()
         self.draining = deque()
         self.sweep_due = math.inf
 
@@ -169,13 +171,20 @@ class RuleRuntime:
         return state
 
     def sweep_small(self, now_ts: float) -> float:
-        """Forget the small groups whose window has passed; return when the next one will have."""
-        assert self.small is not None
-        window_s = self.window_s
-        gone = [key for key, w in self.small.items() if not w or w[-1].ts <= now_ts - window_s]
-        for key in gone:
-            del self.small[key]
-        return min((w[-1].ts for w in self.small.values()), default=math.inf) + window_s
+        """Forget the small groups whose window has passed by `now_ts`; return when to look again."""
+        small, ends, window_s = self.small, self.small_ends, self.window_s
+        assert small is not None
+        while ends and ends[0][0] <= now_ts:
+            _, key = ends.popleft()
+            w = small.get(key)
+            if w is None:
+                continue  # promoted (or forgotten) meanwhile
+            end = w[-1].ts + window_s
+            if end <= now_ts:
+                del small[key]
+            else:  # it took more mentions since: look again when its window has passed
+                ends.append((end, key))
+        return ends[0][0] if ends else math.inf
 
     def windows(self) -> dict[str, deque[Mention]]:
         """The window of every group held, whole or small (for inspection and tests)."""
