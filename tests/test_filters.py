@@ -231,3 +231,29 @@ def test_every_need_the_engine_may_learn_to_use_is_necessary(make_mention):
                 feats = features(m.text)
                 if words.isdisjoint(feats.words) and regexes.isdisjoint(bank.hits(m.text)):
                     assert not predicate(m, lambda f=feats: f), (rule.id, j, text)
+
+
+def test_branches_looked_up_by_their_words_decide_as_branches_tried_in_turn(make_mention):
+    """An `any_of` tries only the branches whose needed words (or regex hits) the text holds: on
+    every shipped rule's filters, over the rule tests, the evaluation posts and the demo's texts,
+    the verdict is the one trying every branch gives, and texts that pass are among them."""
+    import json
+
+    from listener.demo.scenario import CHATTER, CRITICISM, DEFENDERS, THANKS
+
+    texts = _rule_test_texts() + [t[0] for t in CHATTER] + CRITICISM + DEFENDERS + THANKS
+    for path in sorted((SHIPPED_RULES / "eval" / "posts").glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    texts = [t.format(at="@MetroPolice", tag="MetroCares") for t in texts if t.strip()]
+    assert len(texts) > 500
+    for rule in load_rules([SHIPPED_RULES]).rules:
+        for block in (rule.match, getattr(rule, "flag", None)):
+            if block is None or not block.any_of:
+                continue
+            kind = (block.watch_kinds or ["account"])[0]
+            mentions = [make_mention(t, compound=c, watch_kind=kind) for t in texts for c in (-0.6, 0.0)]
+            indexed, plain = compile_match(block, RegexBank()), compile_match(block, RegexBank(), indexed=False)
+            verdicts = [(indexed(m, lambda m=m: features(m.text)), plain(m, lambda m=m: features(m.text)))
+                        for m in mentions]
+            assert all(a == b for a, b in verdicts), rule.id
+            assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts), rule.id

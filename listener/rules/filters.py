@@ -163,11 +163,13 @@ def take_all(m: Mention, f: Callable[[], TextFeatures]) -> bool:
     return True
 
 
-def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
+def compile_match(match: Match, bank: RegexBank | None = None, indexed: bool = True) -> Predicate:
     """One predicate for a rule's match block; cheap tests first, text tests last.
 
     Regexes go into `bank` (a new one when not given), so that the regexes of every rule
-    sharing the bank are searched in one pass per mention.
+    sharing the bank are searched in one pass per mention. `indexed`: the branches of an
+    `any_of` are looked up by the words they need (see `_compile_any_of`); False tries each in
+    turn, for tests to compare with.
     """
     if bank is None:
         bank = RegexBank()
@@ -214,7 +216,7 @@ def compile_match(match: Match, bank: RegexBank | None = None) -> Predicate:
         hits = bank.hits
         tests.append(lambda m, f: unwanted not in hits(m.text))
     if match.any_of:
-        tests.append(_compile_any_of(match.any_of, bank))
+        tests.append(_compile_any_of(match.any_of, bank, indexed))
 
     if not tests:
         return take_all
@@ -332,12 +334,16 @@ def _needed_words(terms: list[str]) -> frozenset[str] | None:
     return frozenset(words)
 
 
-def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:
+def _compile_any_of(branches: list[Match], bank: RegexBank, indexed: bool = True) -> Predicate:
     """At least one branch passes. Branches that are only a term list become one term test, and
-    branches that are only a regex one look-up in the bank: the answer is the same, in fewer steps."""
+    branches that are only a regex one look-up in the bank: the answer is the same, in fewer steps.
+    The other branches are tried only if the text has what each needs (`text_need`): a rule of
+    twenty ways to say it ("a plan and a date", "a place and a goodbye", ...) tries the two or
+    three whose rare words the text holds, not all twenty."""
     terms: list[str] = []
     regexes: set[int] = set()
     tests: list[Predicate] = []
+    needs: list[Need | None] = []
     for branch in branches:
         given = set(branch.model_dump(exclude_none=True))
         if given == {"any"}:
@@ -345,7 +351,10 @@ def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:
         elif given == {"regex"}:
             regexes.add(bank.add(branch.regex or ""))
         else:
-            tests.append(compile_match(branch, bank))
+            tests.append(compile_match(branch, bank, indexed))
+            needs.append(text_need(branch, bank))
+    if indexed and sum(need is not None for need in needs) >= 2:
+        tests = [_indexed_branches(tests, needs, bank)]
     if terms:
         any_test = _any_term_test(terms)
         tests.insert(0, lambda m, f: any_test(f()))
@@ -364,6 +373,39 @@ def _compile_any_of(branches: list[Match], bank: RegexBank) -> Predicate:
         return False
 
     return passes_any
+
+
+def _indexed_branches(tests: list[Predicate], needs: list[Need | None], bank: RegexBank) -> Predicate:
+    """Whether any of `tests` passes, trying only those whose need the text meets, in their order."""
+    by_word: dict[str, set[int]] = {}
+    by_regex: dict[int, set[int]] = {}
+    always: set[int] = set()
+    for i, need in enumerate(needs):
+        if need is None:
+            always.add(i)
+            continue
+        for word in need[0]:
+            by_word.setdefault(word, set()).add(i)
+        for regex in need[1]:
+            by_regex.setdefault(regex, set()).add(i)
+    words = frozenset(by_word)
+    regexes = frozenset(by_regex)
+    hits = bank.hits
+    chain = tuple(tests)
+
+    def passes_indexed(m: Mention, f: Callable[[], TextFeatures]) -> bool:
+        tried = set(always)
+        for word in words.intersection(f().words):
+            tried |= by_word[word]
+        if regexes:
+            for regex in regexes.intersection(hits(m.text)):
+                tried |= by_regex[regex]
+        for i in sorted(tried):
+            if chain[i](m, f):
+                return True
+        return False
+
+    return passes_indexed
 
 
 Explainer = Callable[[Mention], list[str]]
