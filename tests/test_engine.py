@@ -207,3 +207,21 @@ def test_resolution_is_named_after_the_last_firing_title_and_says_how_long(make_
     # The first post left the 5m window 4m58s after the episode began (with the third post).
     assert resolved.summary.startswith("Over after 4m 58s (began 2026-11-26 12:00:02Z)")
     assert "no longer count 2 >= 3" in resolved.summary
+
+
+def test_which_rules_take_mentions_from_a_place_is_asked_again_after_a_reload(make_mention):
+    """The engine remembers, per place (platform, watch, watch kind, language), which rules take
+    mentions from there; a reload that widens a rule must take the next mention from that place."""
+    def rule(**match: Any) -> MatchRule:
+        return MatchRule.model_validate({"id": "fr-posts", "kind": "match", "match": {"any": ["police"], **match}})
+
+    engine = Engine([rule(langs=["fr"], watch_kinds=["account"])])
+    at = {"watch": "metro-police", "watch_kind": "account"}
+    assert engine.process([make_mention("la police", lang="fr-CA", **at)])[0].rule == "fr-posts"
+    assert engine.process([make_mention("the police", lang="en", **at)]) == []
+    assert engine.process([make_mention("la police", lang="fr", watch="tag", watch_kind="hashtag")]) == []
+    engine.replace_rules([rule(langs=["fr", "en"])])
+    assert [a.rule for a in engine.process([make_mention("the police", lang="en", **at)])] == ["fr-posts"]
+    assert [a.rule for a in engine.process([make_mention("police", lang="fr", watch="tag", watch_kind="hashtag")])] \
+        == ["fr-posts"]
+    assert engine.process([make_mention("no match here", lang="en", **at)]) == []

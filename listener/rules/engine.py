@@ -29,7 +29,7 @@ from listener.duration import format_span
 from listener.mention import Known, Mention
 from listener.rules.alerting import Check
 from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
-from listener.rules.filters import RegexBank, TextFeatures, lazy_features
+from listener.rules.filters import Place, RegexBank, TextFeatures, lazy_features, place_of
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule
 from listener.rules.runtime import RuleRuntime, forgettable, next_look, verdict
 from listener.rules.state import Episode, GroupState
@@ -61,6 +61,7 @@ class Engine:
         bank = RegexBank()  # one regex pass per mention for the whole rule set
         self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
+        self._routes: dict[Place, tuple[RuleRuntime, ...]] = {}  # where a mention was found: the rules it may concern
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
         self._sweep_due = math.inf  # the earliest RuleRuntime.sweep_due
@@ -232,6 +233,7 @@ class Engine:
                     state.episode = None
         self._runtimes = runtimes
         self._by_id = {rt.rule.id: rt for rt in runtimes}
+        self._routes = {}
         self._sweep_due = min((rt.sweep_due for rt in runtimes), default=math.inf)
         return out
 
@@ -240,7 +242,7 @@ class Engine:
     def process(self, mentions: Iterable[Mention]) -> list[Alert]:
         """Feed scored mentions (in roughly event-time order); return the alerts they cause."""
         out: list[Alert] = []
-        runtimes = self._runtimes
+        routes = self._routes
         for m in mentions:
             ts = m.ts
             if ts > self.now_ts:
@@ -255,6 +257,10 @@ class Engine:
                         self._sweep(ts)
             feats = lazy_features(m)
             words: frozenset[str] | None = None
+            place = place_of(m)
+            runtimes = routes.get(place)
+            if runtimes is None:
+                runtimes = self._route(place, m)
             for rt in runtimes:
                 need = rt.need_words
                 if need is not None:  # a rule that tests text: has the text any word it needs?
@@ -265,7 +271,7 @@ class Engine:
                     if need.isdisjoint(words) and (not rt.need_regexes
                                                    or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
                         continue
-                if not rt.takes_all and not rt.predicate(m, feats):
+                if not rt.takes_all and not rt.rest(m, feats):
                     continue
                 key_of = rt.key_of
                 if key_of is not None:  # one group per mention: no list of (key, values) to build
@@ -291,6 +297,14 @@ class Engine:
                             state = rt.groups[key] = rt.new_group(values, ts)
                     self._feed(rt, key, state, m, feats, out)
         return out
+
+    def _route(self, place: Place, m: Mention) -> tuple[RuleRuntime, ...]:
+        """The rules that take mentions found where `m` was (`place`), remembered for the next ones."""
+        if len(self._routes) >= 10_000:  # (places are few: watches x platforms x languages)
+            self._routes.clear()
+        feats = lazy_features(m)
+        routed = self._routes[place] = tuple(rt for rt in self._runtimes if rt.where is None or rt.where(m, feats))
+        return routed
 
     def _small(self, rt: RuleRuntime, key: str, m: Mention) -> bool:
         """Whether the small group `key` of `rt` (see RuleRuntime.small) took `m`, or `m` came too late
@@ -362,8 +376,10 @@ class Engine:
         else:  # flatline
             if m.ts > state.last_seen_ts:
                 state.last_seen_ts = m.ts
-            if state.episode is None and not state.blocked and state.timer_due != math.inf:
-                return  # nothing to decide now; the pending timer re-reads last_seen_ts
+            if state.episode is None and not state.blocked and (state.timer_due != math.inf or not rt.watches_silence):
+                # Nothing to decide now: the pending timer re-reads last_seen_ts, or (a rule on failing
+                # polls alone) a mention changes nothing the rule looks at.
+                return
             out.extend(self._evaluate(rt, key, state, m.ts))
         self._settle(rt, key, state)
 

@@ -478,6 +478,26 @@ def _regex_search(pattern: str, limit: int = 5) -> Callable[[str], list[str]]:
     return search
 
 
+# The filters that depend only on where a mention was found, not on what it says.
+PLACE = ("platforms", "watches", "watch_kinds", "langs")
+Place = tuple[str, "str | None", "str | None", "str | None"]
+
+
+def place_of(m: Mention) -> Place:
+    """Where a mention was found: all that the filters in PLACE look at (platform, watch, kind, language)."""
+    return m.platform, m.watch, m.watch_kind, m.lang
+
+
+def split_place(match: Match, bank: RegexBank) -> tuple[Predicate | None, Predicate]:
+    """A match block as two predicates that pass together exactly when it does: the filters of where
+    a mention was found (None: none given), whose verdict is the same for every mention of one
+    place (the engine asks once per place), and the rest."""
+    rest = compile_match(match.model_copy(update=dict.fromkeys(PLACE)), bank)
+    if not any(getattr(match, name) for name in PLACE):
+        return None, rest
+    return compile_match(Match.model_validate({name: getattr(match, name) for name in PLACE})), rest
+
+
 def compile_poll_match(match: Match) -> Callable[[str | None, str, str | None], bool]:
     """The part of a match block that applies to a poll report: (watch, platform, watch_kind)."""
     platforms = frozenset(match.platforms or ())

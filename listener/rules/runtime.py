@@ -20,7 +20,7 @@ from listener.rules.baseline import BaselineValue, History, bucket_width_s, seas
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
     Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_match, compile_poll_match,
-    lazy_features, need_choices, take_all,
+    lazy_features, need_choices, split_place, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -40,8 +40,11 @@ class RuleRuntime:
         self.rule = rule
         self.kind: str = rule.kind  # type: ignore[attr-defined]
         bank = bank if bank is not None else RegexBank()
-        self.predicate: Predicate = compile_match(rule.match, bank)
-        self.takes_all = self.predicate is take_all
+        # The match block in two: where a mention was found (the engine asks once per place which
+        # rules take mentions from there) and the rest, asked of each mention from such a place.
+        self.where, self.rest = split_place(rule.match, bank)
+        self.takes_all = self.rest is take_all
+        self.predicate: Predicate = _both(self.where, self.rest)
         # Words (or regex hits) a text must have for the predicate to pass: tested first, in one step.
         # Where there are several ways to say it, the engine counts on its first mentions which
         # rules out most, and keeps that (`learn_need`): the same verdicts, fewer filters run.
@@ -56,6 +59,7 @@ class RuleRuntime:
         flag = getattr(rule, "flag", None)
         self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
+        self.watches_silence = isinstance(rule, FlatlineRule) and rule.silent_for is not None
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
         self.window_s: float = rule.window if isinstance(rule, WindowRule) else 0.0
         self.groups: dict[str, GroupState] = {}
@@ -557,6 +561,15 @@ def _compile_cannot_rise(rt: RuleRuntime) -> Callable[[GroupState], bool]:
         return lambda s: not rising(s)
     all_rising = rt.all_rising
     return lambda s: all_rising
+
+
+def _both(where: Predicate | None, rest: Predicate) -> Predicate:
+    """The whole match block again, from its two parts (`split_place`)."""
+    if where is None:
+        return rest
+    if rest is take_all:
+        return where
+    return lambda m, f: where(m, f) and rest(m, f)
 
 
 def _fires_from(rule: RuleBase) -> int:
