@@ -61,7 +61,8 @@ class Engine:
         bank = RegexBank()  # one regex pass per mention for the whole rule set
         self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
-        self._routes: dict[Place, tuple[RuleRuntime, ...]] = {}  # where a mention was found: the rules it may concern
+        # Where a mention was found: the rules it may concern, with the group key where the place decides it.
+        self._routes: dict[Place, tuple[tuple[RuleRuntime, str | None], ...]] = {}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
         self._sweep_due = math.inf  # the earliest RuleRuntime.sweep_due
@@ -261,7 +262,7 @@ class Engine:
             runtimes = routes.get(place)
             if runtimes is None:
                 runtimes = self._route(place, m)
-            for rt in runtimes:
+            for rt, key in runtimes:
                 need = rt.need_words
                 if need is not None:  # a rule that tests text: has the text any word it needs?
                     if words is None:
@@ -273,37 +274,51 @@ class Engine:
                         continue
                 if not rt.takes_all and not rt.rest(m, feats):
                     continue
-                key_of = rt.key_of
-                if key_of is not None:  # one group per mention: no list of (key, values) to build
+                if key is None:  # the group depends on more than where the mention was found
+                    key_of = rt.key_of
+                    if key_of is None:  # grouped by hashtag: in several groups, or none
+                        for key, values in rt.group_keys(m, feats):
+                            self._take(rt, key, values, m, feats, out)
+                        continue
                     key = key_of(m)
-                    state = rt.groups.get(key)
-                    if state is None:
-                        if rt.small is not None:
-                            if self._small(rt, key, m):
-                                continue
-                            state = rt.promote(key, rt.key_values(m), ts)
-                        else:
-                            state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
-                    self._feed(rt, key, state, m, feats, out)
-                    continue
-                for key, values in rt.group_keys(m, feats):  # (a mention may be in several groups, or none)
-                    state = rt.groups.get(key)
-                    if state is None:
-                        if rt.small is not None:
-                            if self._small(rt, key, m):
-                                continue
-                            state = rt.promote(key, values, ts)
-                        else:
-                            state = rt.groups[key] = rt.new_group(values, ts)
-                    self._feed(rt, key, state, m, feats, out)
+                state = rt.groups.get(key)
+                if state is None:
+                    if rt.small is not None:
+                        if self._small(rt, key, m):
+                            continue
+                        state = rt.promote(key, rt.key_values(m), ts)
+                    else:
+                        state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
+                elif rt.flatline and state.episode is None and not state.blocked:
+                    # A flatline rule with nothing to decide now (see _feed), the common case, inline.
+                    if ts > state.last_seen_ts:
+                        state.last_seen_ts = ts
+                    if state.timer_due != math.inf or not rt.watches_silence:
+                        continue
+                self._feed(rt, key, state, m, feats, out)
         return out
 
-    def _route(self, place: Place, m: Mention) -> tuple[RuleRuntime, ...]:
-        """The rules that take mentions found where `m` was (`place`), remembered for the next ones."""
+    def _take(self, rt: RuleRuntime, key: str, values: dict[str, str], m: Mention, feats: Callable[[], TextFeatures],
+              out: list[Alert]) -> None:
+        """A matching mention into the group `key` of `rt`, made (with `values`) if it is new."""
+        state = rt.groups.get(key)
+        if state is None:
+            if rt.small is not None:
+                if self._small(rt, key, m):
+                    return
+                state = rt.promote(key, values, m.ts)
+            else:
+                state = rt.groups[key] = rt.new_group(values, m.ts)
+        self._feed(rt, key, state, m, feats, out)
+
+    def _route(self, place: Place, m: Mention) -> tuple[tuple[RuleRuntime, str | None], ...]:
+        """The rules that take mentions found where `m` was (`place`), remembered for the next ones, each
+        with its group key when that depends only on the place (group_by watch, platform or nothing)."""
         if len(self._routes) >= 10_000:  # (places are few: watches x platforms x languages)
             self._routes.clear()
         feats = lazy_features(m)
-        routed = self._routes[place] = tuple(rt for rt in self._runtimes if rt.where is None or rt.where(m, feats))
+        routed = self._routes[place] = tuple((rt, rt.place_key(m)) for rt in self._runtimes
+                                             if rt.where is None or rt.where(m, feats))
         return routed
 
     def _small(self, rt: RuleRuntime, key: str, m: Mention) -> bool:

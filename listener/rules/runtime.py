@@ -59,7 +59,8 @@ class RuleRuntime:
         flag = getattr(rule, "flag", None)
         self.flag: Predicate | None = compile_match(flag, bank) if flag is not None else None
         self.poll_match = compile_poll_match(rule.match) if isinstance(rule, FlatlineRule) else None
-        self.watches_silence = isinstance(rule, FlatlineRule) and rule.silent_for is not None
+        self.flatline = isinstance(rule, FlatlineRule)
+        self.watches_silence = self.flatline and rule.silent_for is not None  # type: ignore[attr-defined]
         self.bucket_s = bucket_width_s(rule.window) if isinstance(rule, BaselineRule) else 0.0
         self.window_s: float = rule.window if isinstance(rule, WindowRule) else 0.0
         self.groups: dict[str, GroupState] = {}
@@ -98,6 +99,14 @@ class RuleRuntime:
         single = _compile_key(rule)
         if single is not None:
             self.key_of, self.key_values = single
+
+    def place_key(self, m: Mention) -> str | None:
+        """The group key of every mention found where `m` was, if the rule groups by place alone
+        (watch, platform, or one group for all); None when it depends on the mention."""
+        by = self.rule.group_by
+        if self.key_of is None or (not by and self.kind == "match") or not set(by) <= {"watch", "platform"}:
+            return None
+        return self.key_of(m)
 
     def learn_need(self, words: frozenset[str], text: str) -> frozenset[str]:
         """Count which of the rule's needs `text` meets; after NEED_SAMPLE mentions, keep the rarest.
