@@ -79,7 +79,7 @@ def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, f
         if len(bounds) == 1:
             only = bounds[0]
             return lambda s, now, first_ts: _departure(s, only(s), window_s)
-        return lambda s, now, first_ts: _departure(s, pick(bound(s) for bound in bounds), window_s)
+        return lambda s, now, first_ts: _departure(s, pick([bound(s) for bound in bounds]), window_s)
     if not isinstance(rule, BaselineRule) or baseline_of is None:
         return None
     window_s = rule.window

@@ -480,6 +480,8 @@ def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
             return lambda s: len(s.window) >= bound
         if c.op == ">":
             return lambda s: len(s.window) > bound
+    if c.metric == "flagged" and c.op == ">=":
+        return lambda s: s.n_flag >= bound
     get, op = _metric(c.metric), _OPS[c.op]
     if c.metric in ("count", "unique_authors", "flagged"):
         if c.op == ">=":
@@ -495,9 +497,20 @@ def _all_or_any(tests: list[Callable[[GroupState], bool]], combine_all: bool) ->
         a, b = tests
         return (lambda s: a(s) and b(s)) if combine_all else (lambda s: a(s) or b(s))
     chain = tuple(tests)
-    if combine_all:
-        return lambda s: all(t(s) for t in chain)
-    return lambda s: any(t(s) for t in chain)
+
+    def all_of(s: GroupState) -> bool:
+        for t in chain:
+            if not t(s):
+                return False
+        return True
+
+    def any_of(s: GroupState) -> bool:
+        for t in chain:
+            if t(s):
+                return True
+        return False
+
+    return all_of if combine_all else any_of
 
 
 def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | None], bool]:
