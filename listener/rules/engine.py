@@ -281,7 +281,7 @@ class Engine:
                             self._take(rt, key, values, m, feats, out)
                         continue
                     key = key_of(m)
-                state = rt.groups.get(key)
+                state = rt.groups.get(key)  # (`_take`, inline: this runs for each rule a mention concerns)
                 if state is None:
                     if rt.small is not None:
                         if self._small(rt, key, m):
