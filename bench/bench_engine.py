@@ -112,6 +112,22 @@ def engine_state(engine: Engine) -> dict[str, int]:
     return {"groups": groups, "windowed_mentions": windowed, "timers": len(engine._timers)}
 
 
+FAMILIES = {"text": {"match"}, "threshold": {"threshold"}, "baseline": {"spike", "sentiment_shift"},
+            "flatline": {"flatline"}}
+
+
+def time_engine(rules: list[RuleBase], mentions: list[Mention], chunk: int) -> float:
+    """Seconds a fresh engine with `rules` spends in `process` over `mentions`, in batches of `chunk`."""
+    engine = Engine(rules)
+    spent = 0.0
+    for start in range(0, len(mentions), chunk):
+        batch = mentions[start : start + chunk]
+        t0 = time.perf_counter()
+        engine.process(batch)
+        spent += time.perf_counter() - t0
+    return spent
+
+
 def count_calls(rules: list[RuleBase], mentions: list[Mention]) -> float:
     """Python-level calls per mention on a fresh engine: a measure of the engine's work that does
     not move with the machine's load, for comparing two versions of the engine."""
@@ -133,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--rules", default=str(SHIPPED_RULES))
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "engine.json"))
+    parser.add_argument("--no-families", dest="families", action="store_false",
+                        help="skip timing the engine without each family of rules (text, threshold, baseline, "
+                             "flatline), which says what each family costs")
     parser.add_argument("--calls", type=int, default=40_000, metavar="N",
                         help="also count the Python-level calls the engine makes on the first N mentions "
                              "(cProfile; unlike time, the same in every run, so small changes show); 0: skip")
@@ -172,14 +191,20 @@ def main(argv: list[str] | None = None) -> int:
                 memory.append({"percent": pct, "rss_mb": round(rss_mb(), 1), **engine_state(engine)})
 
     # The shipped library alone, as a deployment runs it: is the engine the bottleneck there?
-    shipped_engine = Engine(shipped)
-    shipped_s = 0.0
-    for start in range(0, len(scored), chunk):
-        batch = scored[start : start + chunk]
-        t0 = time.perf_counter()
-        shipped_engine.process(batch)
-        shipped_s += time.perf_counter() - t0
-    del shipped_engine
+    shipped_s = time_engine(shipped, scored, chunk)
+
+    # What each family of rules costs: the engine's time per mention without it, against all 20,
+    # in units of VADER's time per text (1 / ratio), so that the costs add up to the whole.
+    families: dict[str, dict[str, Any]] = {}
+    if args.families:
+        per_text = vader_s / len(scored)
+        whole = engine_s / len(scored) / per_text
+        for family, kinds in FAMILIES.items():
+            rest = [r for r in rules if r.kind not in kinds]
+            if len(rest) == len(rules):
+                continue
+            without = time_engine(rest, scored, chunk) / len(scored) / per_text
+            families[family] = {"rules": len(rules) - len(rest), "vader_units": round(whole - without, 3)}
 
     calls = count_calls(rules, scored[: args.calls]) if args.calls else None
     n = len(scored)
@@ -189,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_s": round(engine_s, 2), "vader_s": round(vader_s, 2), "alerts": alerts,
         "shipped_only_mentions_per_s": round(n / shipped_s),
         "rss_before_engine_mb": round(base_rss, 1), "memory": memory,
-        "calls_per_mention": calls, "calls_mentions": args.calls,
+        "calls_per_mention": calls, "calls_mentions": args.calls, "families": families,
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -202,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'VADER':<8} {result['vader_texts_per_s']:>9,} texts/s     ({vader_s:.1f} s, same texts)")
     if calls is not None:
         print(f"  {'calls':<8} {calls:>9} per mention (Python-level, first {args.calls:,} mentions)")
+    if families:
+        print(f"  cost per mention in units of VADER's time per text (all 20: {vader_s / engine_s:.2f}⁻¹ "
+              f"= {engine_s / vader_s:.2f}; each family: the engine without it, against all)")
+        for family, row in families.items():
+            print(f"    {family:<10} {row['rules']:>2} rules  {row['vader_units']:>6.2f}")
     print(f"  {'at':>5} {'RSS MB':>8} {'groups':>8} {'windowed':>9} {'timers':>7}")
     for row in memory:
         print(f"  {row['percent']:>4}% {row['rss_mb']:>8} {row['groups']:>8} "

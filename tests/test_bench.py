@@ -164,6 +164,8 @@ def test_engine_benchmark_runs_small_and_counts_calls(tmp_path):
     assert data["rules"] == 20 and data["mentions"] == 3000
     assert data["engine_mentions_per_s"] > 0 and data["vader_texts_per_s"] > 0
     assert data["calls_per_mention"] > 20  # at least a call per rule per mention
+    assert set(data["families"]) == {"text", "threshold", "baseline", "flatline"}
+    assert sum(row["rules"] for row in data["families"].values()) == 20
     assert [row["percent"] for row in data["memory"]] == [25, 50, 100]
 
 
