@@ -159,13 +159,16 @@ def test_run_all_lists_every_benchmark(capsys):
 
 def test_engine_benchmark_runs_small_and_counts_calls(tmp_path):
     out = tmp_path / "engine.json"
-    assert bench("bench_engine").main(["--mentions", "3000", "--days", "1", "--calls", "500", "--out", str(out)]) == 0
+    assert bench("bench_engine").main(["--mentions", "3000", "--days", "1", "--calls", "500", "--families",
+                                       "--out", str(out)]) == 0
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["rules"] == 20 and data["mentions"] == 3000
     assert data["engine_mentions_per_s"] > 0 and data["vader_texts_per_s"] > 0
     assert data["calls_per_mention"] > 20  # at least a call per rule per mention
-    assert set(data["families"]) == {"text", "threshold", "baseline", "flatline"}
-    assert sum(row["rules"] for row in data["families"].values()) == 20
+    families = data["families"]
+    assert set(families) == {"text", "threshold", "baseline", "flatline"}
+    assert sum(row["rules"] for row in families.values()) == 20
+    assert all(row["calls_per_mention"] > 0 for row in families.values())
     assert [row["percent"] for row in data["memory"]] == [25, 50, 100]
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
@@ -284,8 +283,10 @@ class Engine:
                 state = rt.groups.get(key)  # (`_take`, inline: this runs for each rule a mention concerns)
                 if state is None:
                     if rt.small is not None:
-                        if self._small(rt, key, m):
-                            continue
+                        if ts <= self.now_ts - rt.window_s or rt.take_small(key, m, self.now_ts):
+                            if rt.sweep_due < self._sweep_due:  # (its first small group: to be forgotten)
+                                self._sweep_due = rt.sweep_due
+                            continue  # too late to count (as in _feed), or taken by a small group
                         state = rt.promote(key, rt.key_values(m), ts)
                     else:
                         state = rt.groups[key] = rt.new_group(rt.key_values(m), ts)
@@ -304,7 +305,9 @@ class Engine:
         state = rt.groups.get(key)
         if state is None:
             if rt.small is not None:
-                if self._small(rt, key, m):
+                if m.ts <= self.now_ts - rt.window_s or rt.take_small(key, m, self.now_ts):
+                    if rt.sweep_due < self._sweep_due:
+                        self._sweep_due = rt.sweep_due
                     return
                 state = rt.promote(key, values, m.ts)
             else:
@@ -320,25 +323,6 @@ class Engine:
         routed = self._routes[place] = tuple((rt, rt.place_key(m)) for rt in self._runtimes
                                              if rt.where is None or rt.where(m, feats))
         return routed
-
-    def _small(self, rt: RuleRuntime, key: str, m: Mention) -> bool:
-        """Whether the small group `key` of `rt` (see RuleRuntime.small) took `m`, or `m` came too late
-        to count at all; False when the group must be promoted to take it."""
-        small = rt.small
-        assert small is not None
-        if m.ts <= self.now_ts - rt.window_s:
-            return True  # older than the window: too late to count (as in _feed)
-        w = small.get(key)
-        if w is None:
-            small[key] = deque((m,))
-            end = m.ts + rt.window_s
-            rt.small_ends.append((end, key))  # to be forgotten once its window has passed
-            if end < rt.sweep_due:
-                rt.sweep_due = end
-                if end < self._sweep_due:
-                    self._sweep_due = end
-            return True
-        return rt.take_small(w, m, self.now_ts)
 
     def process_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> list[Alert]:
         """Posts already processed, found again by another watch: each as seen by the new watch, with
@@ -525,7 +509,7 @@ class Engine:
 
         Such a group only waits for its window to drain, which cannot make its rule fire, so it
         needs no timer: it waits in its rule's queue, in the order its window ends (small groups,
-        `RuleRuntime.small`, in a queue of their own). Sweeping decides nothing and sends
+        `RuleRuntime.small`, are forgotten a generation at a time). Sweeping decides nothing and sends
         nothing; it runs about four times per window of each rule, so a drained group stays in
         memory at most about a quarter of a window longer than it must.
         """
@@ -560,9 +544,9 @@ class Engine:
             state.evict(now - window_s)
             self._settle(rt, key, state)  # forgets it, or (a baseline rule) times its history
         due = max(queue[0][0], now + window_s / 4) if queue else math.inf
-        if rt.small is not None:
-            due = min(due, max(rt.sweep_small(now), now + window_s / 4))
-        return due
+        if rt.small_due <= now:
+            rt.rotate_small(now)
+        return min(due, rt.small_due)
 
     def _on_timer(self, rt: RuleRuntime, key: str, state: GroupState) -> list[Alert]:
         """A timer of a match or flatline rule (window kinds are handled in `advance`)."""

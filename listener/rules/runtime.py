@@ -72,9 +72,15 @@ class RuleRuntime:
         # >= 10, ...) cannot fire on fewer, so a group with fewer keeps only its mentions, in `small`
         # (event-time order), with no sums, flags, timer or verdicts: most groups of such a rule (one
         # author, one thread) never get there. At `fires_from` it becomes a GroupState (`promote`).
+        # Small groups are kept in two generations, to be forgotten without a look at each: the
+        # current one takes the groups that get a mention; every window (`rotate_small`) it becomes
+        # the previous one and the previous one is dropped, since nothing in it has had a mention
+        # for a whole window. A group of the previous generation that gets one moves back.
         self.fires_from = _fires_from(rule)
         self.small: dict[str, deque[Mention]] | None = {} if self.fires_from else None
-        self.small_ends: deque[tuple[float, str]] = deque()  # (when its window ends, key), to forget them
+        self.small_old: dict[str, deque[Mention]] = {}
+        self.small_due = math.inf  # the next rotation (none while no small group is held)
+        self.small_touched = -math.inf  # the clock when a small group last took a mention
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
         # of them is false, the window need not be watched as it drains (see Engine._needs).
         conditions = getattr(rule, "conditions", [])
@@ -140,7 +146,9 @@ class RuleRuntime:
         """Forget every group (windows, episodes, cooldowns); the rule itself stays compiled."""
         self.groups = {}
         self.small = {} if self.fires_from else None
-        self.small_ends = deque()
+        self.small_old = {}
+        self.small_due = math.inf
+        self.small_touched = -math.inf
         self.draining = deque()
         self.sweep_due = math.inf
 
@@ -148,14 +156,29 @@ class RuleRuntime:
         """The group under `key`, made with `values` if it is new, or made whole if it is small."""
         state = self.groups.get(key)
         if state is None:
-            if self.small and key in self.small:
+            if self.small is not None and (key in self.small or key in self.small_old):
                 return self.promote(key, values, now_ts)
             state = self.groups[key] = self.new_group(values, now_ts)
         return state
 
-    def take_small(self, w: deque[Mention], m: Mention, now_ts: float) -> bool:
-        """Add `m` to the small group `w` (a rule with `fires_from`); False when `m` would bring it to
-        `fires_from` mentions: then it is left out, for the caller to `promote` the group and feed it."""
+    def take_small(self, key: str, m: Mention, now_ts: float) -> bool:
+        """Add `m` (in its window at `now_ts`) to the small group under `key`, made if it is new; False
+        when `m` would bring it to `fires_from` mentions: then it is left out, for the caller to
+        `promote` the group and feed it. The caller lowers the engine's sweep time to `sweep_due`."""
+        small = self.small
+        assert small is not None
+        self.small_touched = now_ts
+        if self.small_due == math.inf:  # the first small group held: rotate in a window, to forget it
+            self.small_due = now_ts + self.window_s
+            if self.small_due < self.sweep_due:
+                self.sweep_due = self.small_due
+        w = small.get(key)
+        if w is None:
+            w = self.small_old.pop(key, None)
+            if w is None:
+                small[key] = deque((m,))
+                return True
+            small[key] = w  # back into the current generation
         start = now_ts - self.window_s
         while w and w[0].ts <= start:  # what has left the window, as GroupState.evict drops it
             w.popleft()
@@ -172,7 +195,10 @@ class RuleRuntime:
         """Make the small group under `key` a GroupState, its sums and flags counted now: the state
         it would have had, had it been one from its first mention (flags are pure, sums exact)."""
         assert self.small is not None
-        state = self.groups[key] = self.state_of(self.small.pop(key), values, now_ts)
+        window = self.small.pop(key, None)
+        if window is None:
+            window = self.small_old.pop(key)
+        state = self.groups[key] = self.state_of(window, values, now_ts)
         return state
 
     def state_of(self, window: Iterable[Mention], values: dict[str, str], now_ts: float) -> GroupState:
@@ -183,25 +209,19 @@ class RuleRuntime:
             state.add(m, flag(m, lazy_features(m)) if flag is not None else False)
         return state
 
-    def sweep_small(self, now_ts: float) -> float:
-        """Forget the small groups whose window has passed by `now_ts`; return when to look again."""
-        small, ends, window_s = self.small, self.small_ends, self.window_s
-        assert small is not None
-        while ends and ends[0][0] <= now_ts:
-            _, key = ends.popleft()
-            w = small.get(key)
-            if w is None:
-                continue  # promoted (or forgotten) meanwhile
-            end = w[-1].ts + window_s
-            if end <= now_ts:
-                del small[key]
-            else:  # it took more mentions since: look again when its window has passed
-                ends.append((end, key))
-        return ends[0][0] if ends else math.inf
+    def rotate_small(self, now_ts: float) -> None:
+        """Drop the previous generation of small groups (none of them has had a mention for a window)
+        and start a new one; drop both once nothing held has had a mention for a window."""
+        if not self.small or now_ts >= self.small_touched + self.window_s:
+            self.small, self.small_old, self.small_due = {}, {}, math.inf
+        else:
+            self.small_old, self.small = self.small, {}
+            self.small_due = now_ts + self.window_s
 
     def windows(self) -> dict[str, deque[Mention]]:
         """The window of every group held, whole or small (for inspection and tests)."""
         out: dict[str, deque[Mention]] = {key: state.window for key, state in self.groups.items()}
+        out.update(self.small_old)
         out.update(self.small or {})
         return out
 
