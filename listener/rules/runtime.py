@@ -7,7 +7,6 @@ decides what to do with a verdict (open, escalate or resolve an episode).
 
 from __future__ import annotations
 
-import bisect
 import math
 import operator
 from collections import deque
@@ -25,7 +24,7 @@ from listener.rules.filters import (
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
-from listener.rules.state import GroupState
+from listener.rules.state import GroupState, insert_late
 
 _UNSET = object()
 NEED_SAMPLE = 2000  # mentions a text rule counts its needs on before keeping the rarest (see learn_need)
@@ -184,11 +183,10 @@ class RuleRuntime:
             w.popleft()
         if len(w) + 1 >= self.fires_from:
             return False
-        ts = m.ts
-        if not w or ts >= w[-1].ts:
+        if not w or m.ts >= w[-1].ts:
             w.append(m)
-        else:  # a late mention: in event-time order, after those at the same time (as GroupState.add)
-            w.insert(bisect.bisect_right([x.ts for x in w], ts), m)
+        else:  # a late mention: in event-time order (as GroupState.add)
+            insert_late(w, m)
         return True
 
     def promote(self, key: str, values: dict[str, str], now_ts: float) -> GroupState:

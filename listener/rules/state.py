@@ -49,6 +49,13 @@ class Episode:
                    samples=[Mention.from_dict(m) for m in data["samples"]])
 
 
+def insert_late(window: deque[Mention], m: Mention) -> int:
+    """Put `m` into `window` in event-time order, after those at the same time; return where."""
+    index = bisect.bisect_right([x.ts for x in window], m.ts)
+    window.insert(index, m)
+    return index
+
+
 @dataclass(slots=True)
 class GroupState:
     """One group of one rule. Window kinds use the window fields; flatline the health fields."""
@@ -90,8 +97,7 @@ class GroupState:
             if flags is not None:
                 flags.append(flagged)
         else:  # a late mention: keep the window in event-time order
-            index = bisect.bisect_right([x.ts for x in w], ts)
-            w.insert(index, m)
+            index = insert_late(w, m)
             if flags is not None:
                 flags.insert(index, flagged)
             self.bucket_look = None  # it may leave before the departure remembered there
