@@ -342,7 +342,7 @@ class Engine:
                 if not self._takes_again(rt, m, known, feats):
                     continue
                 for key, values in rt.group_keys(m, feats):
-                    self._feed(rt, key, rt.group(key, values, m.ts), m, feats, out)
+                    self._take(rt, key, values, m, feats, out)
         return out
 
     @staticmethod
