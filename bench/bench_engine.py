@@ -117,18 +117,6 @@ FAMILIES = {"text": {"match"}, "threshold": {"threshold"}, "baseline": {"spike",
             "flatline": {"flatline"}}
 
 
-def time_engine(rules: list[RuleBase], mentions: list[Mention], chunk: int) -> float:
-    """Seconds a fresh engine with `rules` spends in `process` over `mentions`, in batches of `chunk`."""
-    engine = Engine(rules)
-    spent = 0.0
-    for start in range(0, len(mentions), chunk):
-        batch = mentions[start : start + chunk]
-        t0 = time.perf_counter()
-        engine.process(batch)
-        spent += time.perf_counter() - t0
-    return spent
-
-
 def interleaved(engine: Engine, mentions: list[Mention], scorer: SentimentScorer, chunk: int,
                 after: Callable[[int, int], None] | None = None) -> tuple[float, float, int]:
     """Seconds `engine.process` and VADER spend on the same batches, taken in turns (the order
