@@ -72,6 +72,60 @@ def test_skipping_departures_that_cannot_make_a_rule_hold_changes_no_alert(make_
         assert drained, "no alert fired as mentions left a window: the skipping was not exercised"
 
 
+BASELINE_RULES = [r for r in DRAIN_RULES if r["kind"] in ("spike", "sentiment_shift")] + [
+    {"kind": "spike", "window": "20m", "baseline": {"type": "trailing", "period": "2h"}, "factor": 1.2,
+     "min_count": 3, "flag": {"sentiment": "negative"}},
+    {"kind": "sentiment_shift", "window": "20m", "baseline": {"type": "trailing", "period": "2h"}, "drop": 0.05,
+     "min_count": 3, "min_baseline_count": 5},
+]
+
+
+@pytest.mark.parametrize("spec", BASELINE_RULES, ids=[f"{r['kind']}-{i}" for i, r in enumerate(BASELINE_RULES)])
+def test_the_quiet_path_of_baseline_rules_changes_no_alert_timer_or_count(make_mention, spec):
+    """A mention into a spike or shift group with nothing open is decided in one step when the rule
+    does not hold and the group's timer stands (quiet.py); an engine that asks in full every time must
+    send the same alerts, hold the same timers and queue, and count the same lack of history."""
+    rule = RULE.validate_python({"id": "r", **BASE, **spec})
+    stream = moody_stream(make_mention, seed=len(str(spec)))
+    quick, full = Engine([rule]), Engine([rule])
+    full.runtime("r").quiet = None  # type: ignore[union-attr]
+    quiet = quick.runtime("r").quiet  # type: ignore[union-attr]
+    assert quiet is not None
+    answers = {True: 0, False: 0}
+
+    def counted(state: Any, now: float, first_ts: float | None) -> bool:
+        answer = quiet(state, now, first_ts)
+        answers[answer] += 1
+        return answer
+
+    quick.runtime("r").quiet = counted  # type: ignore[union-attr]
+    out: dict[str, list[Any]] = {"quick": [], "full": []}
+
+    def state_of(engine: Engine) -> Any:
+        rt = engine.runtime("r")
+        assert rt is not None
+        live = sorted(t for t in engine._timers if (s := rt.groups.get(t[2])) is not None and s.timer_due == t[0])
+        return (live, [(key, s.draining, len(s.window), s.n_flag, s.sum_e4) for key, s in rt.groups.items()],
+                [(end, key) for end, key, _ in rt.draining], rt.unready, rt.unready_reason, engine.snapshot())
+
+    for start in range(0, len(stream), 7):
+        batch = stream[start : start + 7]
+        for engine, name in ((quick, "quick"), (full, "full")):
+            out[name] += engine.process(batch)
+        assert state_of(quick) == state_of(full)
+        for engine, name in ((quick, "quick"), (full, "full")):
+            out[name] += engine.advance(max(m.ts for m in batch) + 5)
+    for engine, name in ((quick, "quick"), (full, "full")):
+        out[name] += engine.advance(stream[-1].ts + 86400)
+    assert [a.to_payload() for a in out["quick"]] == [a.to_payload() for a in out["full"]]
+    assert quick.history_note("r") == full.history_note("r")
+    if spec["baseline"]["type"] == "seasonal":  # (the stream is shorter than its week of history)
+        assert full.history_note("r"), "it never lacked history: the test would prove nothing"
+    else:
+        assert any(a.status == "firing" for a in out["full"]), "the rule never fired: the test would prove nothing"
+    assert answers[True] > 50 and answers[False] > 5, answers  # both ways were taken
+
+
 SMALL_RULES = [r for r in RESTART_RULES if r["kind"] == "threshold"]  # (DRAIN_RULES and more)
 
 

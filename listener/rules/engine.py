@@ -368,7 +368,13 @@ class Engine:
                 state.add(m, flag(m, feats) if flag is not None else False)
                 if state.window[0].ts <= start:
                     state.evict(start)
-                if state.episode is not None or state.blocked or rt.holds_now(state, self.now_ts, self.first_ts):
+                if state.episode is None and not state.blocked:
+                    quiet = rt.quiet
+                    if quiet is not None and quiet(state, self.now_ts, self.first_ts):
+                        return  # it does not hold and its timer stands (quiet.py): nothing to settle
+                    if rt.holds_now(state, self.now_ts, self.first_ts):
+                        out.extend(self._judge(rt, key, state, m.ts))
+                else:
                     out.extend(self._judge(rt, key, state, m.ts))
         elif rt.kind == "match":
             out.extend(on_match_mention(rt, key, state, m, self.now_ts))

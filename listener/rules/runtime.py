@@ -24,6 +24,7 @@ from listener.rules.filters import (
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
+from listener.rules.quiet import Quiet, compile_quiet, shift_unready_reason
 from listener.rules.state import GroupState, insert_late
 
 _UNSET = object()
@@ -99,6 +100,10 @@ class RuleRuntime:
         # the rule hold (see drains.py); the engine times the group to that departure, not the next.
         self.first_look: Callable[[GroupState, float, float | None], float] | None = compile_first_look(
             rule, lambda state, now, first_ts: baseline(self, state, now, first_ts), self.bucket_s)
+        # For a baseline rule: "does not hold, and its timer stands", in one step (quiet.py).
+        self.quiet: Quiet | None = compile_quiet(
+            rule, lambda state, now, first_ts: baseline(self, state, now, first_ts),
+            lambda reason: _unready(self, reason, True), self.bucket_s)
         self.key_of: Callable[[Mention], str] | None = None  # when every mention falls in exactly one group
         self.key_values: Callable[[Mention], dict[str, str]] = lambda m: {}
         single = _compile_key(rule)
@@ -318,7 +323,7 @@ def verdict(rt: RuleRuntime, state: GroupState, now: float,
         return all(c["met"] for c in checks), metrics, checks
     assert isinstance(rule, SentimentShiftRule)
     if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
-        reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {rule.min_baseline_count}"
+        reason = shift_unready_reason(base, rule.min_baseline_count)
         return _unready(rt, reason, count >= rule.min_count), metrics, []
     mean = metrics["mean_compound"]
     drop = None if mean is None else round(base.mean - mean, 4)
@@ -563,8 +568,7 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
                 return False
             base = baseline(rt, state, now, first_ts)
             if not base.ready or base.mean is None or base.mentions < min_baseline:
-                reason = base.reason or f"a baseline of {base.mentions} mentions, fewer than {min_baseline}"
-                return _unready(rt, reason, True)
+                return _unready(rt, shift_unready_reason(base, min_baseline), True)
             return round(base.mean - round(state.sum_e4 / (count * 10000), 4), 4) >= drop
 
         return shift_holds
