@@ -423,8 +423,20 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
     parts = [_explain_block(b) for b in blocks if b is not None and _tests_text(b)]
     if not parts:
         return None
+    # An episode's alerts show much the same mentions one after another: remember what was found in
+    # each, by all that filters look at (its text and where it was found, its language and score).
+    found_in: dict[tuple[object, ...], list[str]] = {}
 
     def explain(m: Mention) -> list[str]:
+        key = (m.text, m.platform, m.watch, m.watch_kind, m.lang, m.compound)
+        known = found_in.get(key)
+        if known is None:
+            if len(found_in) >= 4096:
+                found_in.clear()
+            known = found_in[key] = explain_now(m)
+        return list(known)
+
+    def explain_now(m: Mention) -> list[str]:
         feats = features(m.text)
         found: list[str] = []
         for part in parts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Iterable
 
 _WORD = re.compile(r"[#@]?[^\W\d_][\w'’\-]{2,}")
@@ -25,13 +26,23 @@ STOPWORDS = frozenset(
 
 def top_terms(texts: Iterable[str], n: int = 5, exclude: set[str] | None = None) -> list[str]:
     counts: Counter[str] = Counter()
-    skip = STOPWORDS | (exclude or set())
+    skip = exclude or set()
     for text in texts:
-        seen = set()
-        for raw in _WORD.findall(text.casefold()):
-            word = raw.replace("’", "'").strip("'-")
-            if raw[0] == "@" or word.lstrip("#") in skip or word in seen or len(word) < 3:
-                continue
-            seen.add(word)
-            counts[word] += 1  # documents containing the word, not raw frequency
+        for word, bare in _terms(text):
+            if bare not in skip:
+                counts[word] += 1  # documents containing the word, not raw frequency
     return [w for w, c in counts.most_common(n) if c > 1] or [w for w, _ in counts.most_common(min(n, 3))]
+
+
+@lru_cache(maxsize=4096)
+def _terms(text: str) -> tuple[tuple[str, str], ...]:
+    """The meaningful words of one text, each once, in order, with its form without '#'. Remembered:
+    an episode's alerts take their terms from much the same mentions, one alert after another."""
+    seen: dict[str, str] = {}
+    for raw in _WORD.findall(text.casefold()):
+        word = raw.replace("’", "'").strip("'-")
+        bare = word.lstrip("#")
+        if raw[0] == "@" or bare in STOPWORDS or word in seen or len(word) < 3:
+            continue
+        seen[word] = bare
+    return tuple(seen.items())
