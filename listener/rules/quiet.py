@@ -40,12 +40,18 @@ def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, floa
     window_s = rule.window
     min_count = rule.min_count
 
-    def timed(state: GroupState, now: float) -> float | None:
-        """The first departure in a later history bucket, if the group's timer comes no later."""
+    def timed_baseline(state: GroupState, now: float, first_ts: float | None) -> BaselineValue | None:
+        """The rule's baseline now, if the group's timer comes no later than the first departure from
+        its window in a later history bucket (None: that departure is not remembered for this bucket
+        yet, or the timer is later or unset). Both are remembered per bucket; read here in one step."""
         look = state.bucket_look
-        if look is None or look[0] != now // width_s or state.timer_due > look[1]:
-            return None  # not remembered for this bucket yet, or the timer is later (or unset)
-        return look[1]
+        bucket = now // width_s
+        if look is None or look[0] != bucket or state.timer_due > look[1]:
+            return None
+        key, base = state.base_key, state.base_value
+        if key is None or base is None or key[0] != bucket or key[1] != state.history.version:  # type: ignore[union-attr]
+            return baseline_of(state, now, first_ts)
+        return base  # type: ignore[no-any-return]
 
     if isinstance(rule, SpikeRule):
         factor, min_mads = rule.factor, rule.min_mads
@@ -54,9 +60,9 @@ def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, floa
             n = len(state.window)
             if n < min_count:  # cannot hold; re-timing would queue it to drain, if it is not queued yet
                 return state.draining
-            if timed(state, now) is None:  # (a spike rule is next looked at in a later bucket)
+            base = timed_baseline(state, now, first_ts)  # (a spike rule is next looked at in a later bucket)
+            if base is None:
                 return False
-            base = baseline_of(state, now, first_ts)
             if not base.ready:
                 lacks_history(base.reason)
                 return True
@@ -73,10 +79,9 @@ def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, floa
         n = len(state.window)
         if n < min_count:
             return state.draining
-        next_bucket = timed(state, now)
-        if next_bucket is None:
+        base = timed_baseline(state, now, first_ts)
+        if base is None:
             return False
-        base = baseline_of(state, now, first_ts)
         mean = base.mean
         if not base.ready or mean is None or base.mentions < min_baseline:
             lacks_history(shift_unready_reason(base, min_baseline))
