@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
 from statistics import median
 
 WEEK_S = 604800.0
@@ -73,14 +74,8 @@ class History:
                     n += c
                     s += sums[b]
             return n, s
-        n = 0
-        s = 0
-        for b in range(lo, hi):
-            k = counts.get(b)
-            if k:
-                n += k
-                s += sums[b]
-        return n, s
+        buckets = range(lo, hi)  # (summed in C: this runs once per group and bucket of a baseline rule)
+        return sum(map(counts.get, buckets, repeat(0))), sum(map(sums.get, buckets, repeat(0)))
 
 
 @dataclass(frozen=True, slots=True)
