@@ -61,7 +61,7 @@ class Engine:
         self._runtimes: list[RuleRuntime] = [RuleRuntime(r, bank) for r in rules if r.enabled]
         self._by_id: dict[str, RuleRuntime] = {rt.rule.id: rt for rt in self._runtimes}
         # Where a mention was found: the rules it may concern, with the group key where the place decides it.
-        self._routes: dict[Place, tuple[tuple[RuleRuntime, str | None], ...]] = {}
+        self._routes: dict[Place, tuple[tuple[RuleRuntime, str | None, bool], ...]] = {}
         # (due time, rule id, group key): ids rather than objects, so a reload can swap rules.
         self._timers: list[tuple[float, str, str]] = []
         self._sweep_due = math.inf  # the earliest RuleRuntime.sweep_due
@@ -261,18 +261,19 @@ class Engine:
             runtimes = routes.get(place)
             if runtimes is None:
                 runtimes = self._route(place, m)
-            for rt, key in runtimes:
-                need = rt.need_words
-                if need is not None:  # a rule that tests text: has the text any word it needs?
-                    if words is None:
-                        words = feats().words
-                    if rt.need_samples:
-                        need = rt.learn_need(words, m.text)
-                    if need.isdisjoint(words) and (not rt.need_regexes
-                                                   or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
+            for rt, key, tests in runtimes:
+                if tests:  # a rule with a filter beyond where the mention was found
+                    need = rt.need_words
+                    if need is not None:  # a rule that tests text: has the text any word it needs?
+                        if words is None:
+                            words = feats().words
+                        if rt.need_samples:
+                            need = rt.learn_need(words, m.text)
+                        if need.isdisjoint(words) and (not rt.need_regexes
+                                                       or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
+                            continue
+                    if not rt.takes_all and not rt.rest(m, feats):
                         continue
-                if not rt.takes_all and not rt.rest(m, feats):
-                    continue
                 if key is None:  # the group depends on more than where the mention was found
                     key_of = rt.key_of
                     if key_of is None:  # grouped by hashtag: in several groups, or none
@@ -314,14 +315,15 @@ class Engine:
                 state = rt.groups[key] = rt.new_group(values, m.ts)
         self._feed(rt, key, state, m, feats, out)
 
-    def _route(self, place: Place, m: Mention) -> tuple[tuple[RuleRuntime, str | None], ...]:
+    def _route(self, place: Place, m: Mention) -> tuple[tuple[RuleRuntime, str | None, bool], ...]:
         """The rules that take mentions found where `m` was (`place`), remembered for the next ones, each
-        with its group key when that depends only on the place (group_by watch, platform or nothing)."""
+        with its group key when that depends only on the place (group_by watch, platform or nothing), and
+        whether it has filters to test on each mention (text, sentiment, ...)."""
         if len(self._routes) >= 10_000:  # (places are few: watches x platforms x languages)
             self._routes.clear()
         feats = lazy_features(m)
-        routed = self._routes[place] = tuple((rt, rt.place_key(m)) for rt in self._runtimes
-                                             if rt.where is None or rt.where(m, feats))
+        routed = self._routes[place] = tuple((rt, rt.place_key(m), rt.need_words is not None or not rt.takes_all)
+                                             for rt in self._runtimes if rt.where is None or rt.where(m, feats))
         return routed
 
     def process_sightings(self, sightings: Iterable[tuple[Mention, Known]]) -> list[Alert]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from listener.duration import format_span
 from listener.mention import Mention
@@ -77,8 +77,10 @@ class RuleRuntime:
         # the previous one and the previous one is dropped, since nothing in it has had a mention
         # for a whole window. A group of the previous generation that gets one moves back.
         self.fires_from = _fires_from(rule)
-        self.small: dict[str, deque[Mention]] | None = {} if self.fires_from else None
-        self.small_old: dict[str, deque[Mention]] = {}
+        # (A small group is a list: made for most mentions of a rule grouped by author, and cheaper to
+        # make than a deque; it never holds more than `fires_from`, so dropping its head is cheap too.)
+        self.small: dict[str, list[Mention]] | None = {} if self.fires_from else None
+        self.small_old: dict[str, list[Mention]] = {}
         self.small_due = math.inf  # the next rotation (none while no small group is held)
         self.small_touched = -math.inf  # the clock when a small group last took a mention
         # Conditions that mentions leaving the window can only make false ("count >= 20"): while one
@@ -180,12 +182,15 @@ class RuleRuntime:
         if w is None:
             w = self.small_old.pop(key, None)
             if w is None:
-                small[key] = deque((m,))
+                small[key] = [m]
                 return True
             small[key] = w  # back into the current generation
         start = now_ts - self.window_s
-        while w and w[0].ts <= start:  # what has left the window, as GroupState.evict drops it
-            w.popleft()
+        if w and w[0].ts <= start:  # what has left the window, as GroupState.evict drops it
+            left = 1
+            while left < len(w) and w[left].ts <= start:
+                left += 1
+            del w[:left]
         if len(w) + 1 >= self.fires_from:
             return False
         if not w or m.ts >= w[-1].ts:
@@ -221,9 +226,9 @@ class RuleRuntime:
             self.small_old, self.small = self.small, {}
             self.small_due = now_ts + self.window_s
 
-    def windows(self) -> dict[str, deque[Mention]]:
+    def windows(self) -> dict[str, Sequence[Mention]]:
         """The window of every group held, whole or small (for inspection and tests)."""
-        out: dict[str, deque[Mention]] = {key: state.window for key, state in self.groups.items()}
+        out: dict[str, Sequence[Mention]] = {key: state.window for key, state in self.groups.items()}
         out.update(self.small_old)
         out.update(self.small or {})
         return out

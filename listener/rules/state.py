@@ -49,7 +49,7 @@ class Episode:
                    samples=[Mention.from_dict(m) for m in data["samples"]])
 
 
-def insert_late(window: deque[Mention], m: Mention) -> int:
+def insert_late(window: deque[Mention] | list[Mention], m: Mention) -> int:
     """Put `m` into `window` in event-time order, after those at the same time; return where."""
     index = bisect.bisect_right([x.ts for x in window], m.ts)
     window.insert(index, m)
