@@ -13,7 +13,9 @@ A group whose window can only drain without anything firing (one post by one aut
 rule that needs twenty) gets no timer: nothing could come of it, and a sweep once per window
 forgets it when its window has passed. Under a threshold rule, a group with fewer mentions than
 the rule could fire on is not even a GroupState until it has that many: only its mentions
-(`RuleRuntime.small`), with nothing counted, flagged or decided.
+(`RuleRuntime.small`), with nothing counted, flagged or decided. Under a spike or shift rule, a
+mention into a group with nothing open is decided in one step (`quiet.py`) when the rule does not
+hold and the group's timer already comes early enough: the common case of a rule fed every mention.
 """
 
 from __future__ import annotations
