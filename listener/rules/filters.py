@@ -430,7 +430,7 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
         key = (m.text, m.platform, m.watch, m.watch_kind, m.lang, m.compound)
         known = found_in.get(key)
         if known is None:
-            if len(found_in) >= 1024:
+            if len(found_in) >= 256:
                 found_in.clear()
             known = found_in[key] = explain_now(m)
         return list(known)

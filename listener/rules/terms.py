@@ -34,7 +34,7 @@ def top_terms(texts: Iterable[str], n: int = 5, exclude: set[str] | None = None)
     return [w for w, c in counts.most_common(n) if c > 1] or [w for w, _ in counts.most_common(min(n, 3))]
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=1024)
 def _terms(text: str) -> tuple[tuple[str, str], ...]:
     """The meaningful words of one text, each once, in order, with its form without '#'. Remembered:
     an episode's alerts take their terms from much the same mentions, one alert after another."""
