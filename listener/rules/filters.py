@@ -423,7 +423,8 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
     if not parts:
         return None
     # An episode's alerts show much the same mentions one after another: remember what was found in
-    # each, by all that filters look at (its text and where it was found, its language and score).
+    # each, by all that filters look at (its text and where it was found, its language and score;
+    # a filter on another field of a mention must add that field to the key).
     found_in: dict[tuple[object, ...], list[str]] = {}
 
     def explain(m: Mention) -> list[str]:
