@@ -56,7 +56,7 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
 EVAL = SHIPPED_RULES / "eval"
 
 # (set, rule) -> (least recall, most false alarms), a little under and at what the library does now.
-# Round 5 is the held-out round: its figures are the honest ones, and low (see rules/eval/README.md).
+# Rounds 5 and 6 are the held-out rounds: their figures are the honest ones, and low (see rules/eval/README.md).
 FLOORS = {
     ("round1", "person-in-crisis"): (0.93, 0), ("round1", "threat-against-officers"): (0.90, 0),
     ("round1", "crime-tip"): (0.95, 0),
@@ -68,6 +68,8 @@ FLOORS = {
     ("round4", "crime-tip"): (0.88, 1),
     ("round5", "person-in-crisis"): (0.35, 2), ("round5", "threat-against-officers"): (0.30, 0),
     ("round5", "crime-tip"): (0.45, 3),
+    ("round6", "person-in-crisis"): (0.25, 3), ("round6", "threat-against-officers"): (0.25, 0),
+    ("round6", "crime-tip"): (0.48, 2),
     ("background", "person-in-crisis"): (0.0, 0), ("background", "threat-against-officers"): (0.0, 0),
     ("background", "crime-tip"): (0.0, 1),
 }
