@@ -95,11 +95,16 @@ def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, f
             mean = base.mean  # type: ignore[attr-defined]
             if not base.ready or mean is None or base.mentions < min_baseline:  # type: ignore[attr-defined]
                 return next_bucket  # quiet for lack of history until the baseline is looked at again
-            # It holds when the window's mean is at most the baseline less `drop`.
-            return min(_departure(s, _to_mean_at_most(s, mean - drop + EPS), window_s), next_bucket)
+            return min(shift_departure(s, mean, drop, window_s), next_bucket)
 
         return shift_first
     return None
+
+
+def shift_departure(s: GroupState, mean: float, drop: float, window_s: float) -> float:
+    """For a sentiment-shift rule whose baseline mean is `mean`: the first departure from the window
+    that could bring its mean down to the baseline less `drop` (where the rule holds)."""
+    return _departure(s, _to_mean_at_most(s, mean - drop + EPS), window_s)
 
 
 def _to_mean_at_most(s: GroupState, t: float) -> float:

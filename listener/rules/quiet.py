@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Callable
 
 from listener.rules.baseline import BaselineValue
-from listener.rules.drains import EPS, _departure, _to_mean_at_most
+from listener.rules.drains import shift_departure
 from listener.rules.model import RuleBase, SentimentShiftRule, SpikeRule
 from listener.rules.state import GroupState
 
@@ -89,7 +89,7 @@ def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, floa
         if round(mean - round(state.sum_e4 / (n * 10000), 4), 4) >= drop:
             return False  # it holds
         # Its next look: the departure that could bring the mean down far enough, or a later bucket.
-        return state.timer_due <= _departure(state, _to_mean_at_most(state, mean - drop + EPS), window_s)
+        return state.timer_due <= shift_departure(state, mean, drop, window_s)
 
     return shift_quiet
 
