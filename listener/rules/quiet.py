@@ -43,15 +43,11 @@ def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, floa
     def timed_baseline(state: GroupState, now: float, first_ts: float | None) -> BaselineValue | None:
         """The rule's baseline now, if the group's timer comes no later than the first departure from
         its window in a later history bucket (None: that departure is not remembered for this bucket
-        yet, or the timer is later or unset). Both are remembered per bucket; read here in one step."""
+        yet, or the timer is later or unset)."""
         look = state.bucket_look
-        bucket = now // width_s
-        if look is None or look[0] != bucket or state.timer_due > look[1]:
+        if look is None or look[0] != now // width_s or state.timer_due > look[1]:
             return None
-        key, base = state.base_key, state.base_value
-        if key is None or base is None or key[0] != bucket or key[1] != state.history.version:  # type: ignore[union-attr]
-            return baseline_of(state, now, first_ts)
-        return base  # type: ignore[no-any-return]
+        return baseline_of(state, now, first_ts)  # (remembered per bucket too)
 
     if isinstance(rule, SpikeRule):
         factor, min_mads = rule.factor, rule.min_mads
