@@ -4,15 +4,13 @@ open, its rule does not hold, and the group's timer is already early enough.
 After a mention joins a group's window the engine asks whether the rule holds (`holds_now`) and
 then re-times the group (`Engine._settle`: forget it, or make sure its timer comes at the first
 departure that could make the rule hold, `drains.py`). For a spike or sentiment-shift rule fed
-every mention of a platform or watch, that is a dozen small calls per mention, and almost always
-the answer is "no, and the timer stays". The check compiled here gives that answer directly from
-what the group already holds (its baseline, computed once per history bucket, and its remembered
-first departure in a later bucket), with the same values compared the same way: when it says
-quiet, asking in full would have found the rule not holding, counted the same mention as lacking
-history, and changed nothing in the timers or the queue of draining groups. When it cannot tell
-(a new bucket, a timer not yet set, a mention that might make it hold) it says no and the engine
-asks in full. tests/test_engine_compiled.py compares the two.
-"""
+every mention of a platform or watch, the answer is almost always "no, and the timer stays".
+The check compiled here asks the rule's own `holds_now` and then reads the second half of the
+answer from what the group already remembers for the current history bucket (its first departure
+in a later bucket, and its baseline) instead of re-timing it: when it says quiet, re-timing would
+have changed nothing in the timers or the queue of draining groups. When it cannot tell (a new
+bucket, a timer not yet set) it says no and the engine asks in full.
+tests/test_engine_compiled.py compares the two."""
 
 from __future__ import annotations
 
@@ -24,72 +22,50 @@ from listener.rules.model import RuleBase, SentimentShiftRule, SpikeRule
 from listener.rules.state import GroupState
 
 Quiet = Callable[[GroupState, float, "float | None"], bool]
+Holds = Quiet  # a rule's compiled "does it hold now?" (RuleRuntime.holds_now)
+BaselineOf = Callable[[GroupState, float, "float | None"], BaselineValue]
 
 
-def compile_quiet(rule: RuleBase, baseline_of: Callable[[GroupState, float, float | None], BaselineValue],
-                  lacks_history: Callable[[str], object], width_s: float) -> Quiet | None:
+def compile_quiet(rule: RuleBase, holds_now: Holds, baseline_of: BaselineOf, width_s: float) -> Quiet | None:
     """For a spike or sentiment-shift rule: `quiet(state, now, first_ts)`, asked of a group with no
     episode, not blocked, right after a mention joined its window. True when the rule does not hold
-    and re-timing the group would change nothing; it then has done what asking in full does besides
-    (`lacks_history(reason)` for a mention that came in with too little history behind it).
+    (asked of the rule's own `holds_now`, which also counts a mention that came in with too little
+    history behind it) and re-timing the group would change nothing.
 
-    `baseline_of` is the rule's baseline (cached per history bucket). None for other kinds.
+    `baseline_of` is the rule's baseline (remembered per history bucket). None for other kinds.
     """
     if not isinstance(rule, (SpikeRule, SentimentShiftRule)):
         return None
     window_s = rule.window
     min_count = rule.min_count
 
-    def timed_baseline(state: GroupState, now: float, first_ts: float | None) -> BaselineValue | None:
-        """The rule's baseline now, if the group's timer comes no later than the first departure from
-        its window in a later history bucket (None: that departure is not remembered for this bucket
-        yet, or the timer is later or unset)."""
+    def timer_stands(state: GroupState, now: float) -> bool:
+        """Whether the group's timer comes no later than the first departure from its window in a
+        later history bucket (False too when that departure is not remembered for this bucket yet)."""
         look = state.bucket_look
-        if look is None or look[0] != now // width_s or state.timer_due > look[1]:
-            return None
-        return baseline_of(state, now, first_ts)  # (remembered per bucket too)
+        return look is not None and look[0] == now // width_s and state.timer_due <= look[1]
 
     if isinstance(rule, SpikeRule):
-        factor, min_mads = rule.factor, rule.min_mads
 
         def spike_quiet(state: GroupState, now: float, first_ts: float | None) -> bool:
-            n = len(state.window)
-            if n < min_count:  # cannot hold; re-timing would queue it to drain, if it is not queued yet
+            if len(state.window) < min_count:  # cannot hold; re-timing would queue it to drain, if not queued yet
                 return state.draining
-            base = timed_baseline(state, now, first_ts)  # (a spike rule is next looked at in a later bucket)
-            if base is None:
-                return False
-            if not base.ready:
-                lacks_history(base.reason)
-                return True
-            if n < factor * base.count:
-                return True
-            mad = base.mad
-            return not (mad is None or min_mads <= 0 or n >= base.count + min_mads * mad)
+            # (A spike rule is next looked at in a later bucket: departures only lower its count.)
+            return timer_stands(state, now) and not holds_now(state, now, first_ts)
 
         return spike_quiet
 
     drop, min_baseline = rule.drop, rule.min_baseline_count
 
     def shift_quiet(state: GroupState, now: float, first_ts: float | None) -> bool:
-        n = len(state.window)
-        if n < min_count:
+        if len(state.window) < min_count:
             return state.draining
-        base = timed_baseline(state, now, first_ts)
-        if base is None:
+        if not timer_stands(state, now) or holds_now(state, now, first_ts):
             return False
-        mean = base.mean
-        if not base.ready or mean is None or base.mentions < min_baseline:
-            lacks_history(shift_unready_reason(base, min_baseline))
-            return True  # (and it is next looked at in a later bucket)
-        if round(mean - round(state.sum_e4 / (n * 10000), 4), 4) >= drop:
-            return False  # it holds
+        base = baseline_of(state, now, first_ts)
+        if not base.ready or base.mean is None or base.mentions < min_baseline:
+            return True  # (it lacks history: it is next looked at in a later bucket)
         # Its next look: the departure that could bring the mean down far enough, or a later bucket.
-        return state.timer_due <= shift_departure(state, mean, drop, window_s)
+        return state.timer_due <= shift_departure(state, base.mean, drop, window_s)
 
     return shift_quiet
-
-
-def shift_unready_reason(base: BaselineValue, min_baseline: int) -> str:
-    """Why a sentiment-shift rule's baseline cannot be used yet."""
-    return base.reason or f"a baseline of {base.mentions} mentions, fewer than {min_baseline}"

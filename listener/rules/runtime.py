@@ -24,7 +24,7 @@ from listener.rules.filters import (
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
-from listener.rules.quiet import Quiet, compile_quiet, shift_unready_reason
+from listener.rules.quiet import Quiet, compile_quiet
 from listener.rules.state import GroupState, insert_late
 
 _UNSET = object()
@@ -104,8 +104,7 @@ class RuleRuntime:
             rule, lambda state, now, first_ts: baseline(self, state, now, first_ts), self.bucket_s)
         # For a baseline rule: "does not hold, and its timer stands", in one step (quiet.py).
         self.quiet: Quiet | None = compile_quiet(
-            rule, lambda state, now, first_ts: baseline(self, state, now, first_ts),
-            lambda reason: _unready(self, reason, True), self.bucket_s)
+            rule, self.holds_now, lambda state, now, first_ts: baseline(self, state, now, first_ts), self.bucket_s)
         self.key_of: Callable[[Mention], str] | None = None  # when every mention falls in exactly one group
         self.key_values: Callable[[Mention], dict[str, str]] = lambda m: {}
         single = _compile_key(rule)
@@ -649,3 +648,8 @@ def _group_value(m: Mention, name: str) -> str:
     if name == "author":
         return m.author or "-"
     return m.platform
+
+
+def shift_unready_reason(base: BaselineValue, min_baseline: int) -> str:
+    """Why a sentiment-shift rule's baseline cannot be used yet."""
+    return base.reason or f"a baseline of {base.mentions} mentions, fewer than {min_baseline}"
