@@ -114,6 +114,33 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+def cmd_rules_train(args: argparse.Namespace) -> int:
+    from listener.rules.training import Examples, read_labelled, read_ordinary, train, write_model
+
+    examples = Examples()
+    for name in [*args.labelled, *args.ordinary]:
+        if not Path(name).is_file():
+            raise InputError(f"{name}: no such file")
+    read_labelled([Path(p) for p in args.labelled], examples)
+    read_ordinary([Path(p) for p in args.ordinary], examples)
+    for problem in examples.problems:
+        print(problem, file=sys.stderr)
+    if not 0 <= args.holdout < 1:
+        raise InputError("--holdout must be at least 0 and less than 1")
+    sources = [Path(p).name for p in [*args.labelled, *args.ordinary]]
+    try:
+        model = train(examples, c=args.c, min_df=args.min_df, holdout=args.holdout, sources=sources)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    out = Path(args.out)
+    write_model(model, out)
+    counts = model["trained"]["labelled"]
+    print(f"wrote {out}: labels {', '.join(f'{k} ({counts[k]} posts)' for k in model['labels'])} against "
+          f"{counts.get('none', 0)} posts labelled none and {model['trained']['ordinary']} ordinary texts; "
+          f"{len(model['weights'])} words and word pairs", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from listener.demo import run_demo
 
@@ -250,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="take the sentiment lexicon overrides from this config file")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("rules", help="rule authors' tools: check and test rule files",
-                       description="Tools for rule authors: validate rule files, explain them, run rule unit tests.")
+    p = sub.add_parser("rules", help="rule authors' tools: check, test and train",
+                       description="Tools for rule authors: validate rule files, explain them, run rule unit tests, "
+                                   "train text classifiers.")
     rules_sub = p.add_subparsers(dest="rules_command", metavar="RULES_COMMAND")
     rules_sub.required = True
     q = rules_sub.add_parser("check", help="validate rule files; one line per problem",
@@ -269,6 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("paths", nargs="+", metavar="PATH", help="test files, or directories searched for *.test.yaml")
     q.add_argument("-v", "--verbose", action="store_true", help="also list the tests that pass")
     q.set_defaults(func=cmd_rules_test)
+    q = rules_sub.add_parser("train", help="train a text classifier for the classifier: filter",
+                             description="Train a text classifier from labelled posts (JSON Lines with text and "
+                                         "label; 'none' for posts of no class) and ordinary texts, for rules' "
+                                         "classifier: filter. The same files give the same model.")
+    q.add_argument("labelled", nargs="+", metavar="LABELLED.jsonl", help="labelled posts")
+    q.add_argument("--ordinary", action="append", default=[], metavar="FILE",
+                   help="ordinary texts: .jsonl with a text, or one per line (or VADER's id, rating, text); repeatable")
+    q.add_argument("--out", required=True, metavar="MODEL.json", help="where to write the model")
+    q.add_argument("--holdout", type=float, default=0.0, metavar="SHARE",
+                   help="keep this share of the ordinary texts out of training, to measure false alarms on")
+    q.add_argument("--c", type=float, default=30.0, help="inverse regularisation strength (default 30)")
+    q.add_argument("--min-df", type=int, default=2, help="ignore words in fewer posts than this (default 2)")
+    q.set_defaults(func=cmd_rules_train)
 
     p = sub.add_parser("demo", help="run the bundled scenario end to end and show what the comms team receives",
                        description="Replay a bundled scenario (a few hours around officer accounts and a "

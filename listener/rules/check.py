@@ -12,9 +12,11 @@ import re2
 
 from listener.duration import format_duration, format_span
 from listener.errors import ConfigError, Problem
+from listener.rules.classifier import ModelError, load_model
 from listener.rules.loader import RuleSet, load_rules
 from listener.rules.model import (
-    BaselineRule, FlatlineRule, Match, MatchRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
+    BaselineRule, Classifier, FlatlineRule, Match, MatchRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
+    WindowRule,
 )
 
 
@@ -169,9 +171,24 @@ def describe_match(match: Match) -> str:
         parts.append(f"mentioning none of {_terms(match.none)}")
     if match.none_regex:
         parts.append("not matching the none_regex")
+    if match.classifier is not None:
+        parts.append(describe_classifier(match.classifier))
     if match.any_of:
         parts.append("either " + " or ".join(f"({describe_match(m)})" for m in match.any_of))
     return ", ".join(parts) if parts else "of any kind"
+
+
+def describe_classifier(c: Classifier) -> str:
+    try:
+        model = load_model(c.model_path())
+    except ModelError:
+        return f"reading like {c.label!r} to the classifier {c.model} (score at least {c.min_score:g})"
+    trained = model.trained
+    labelled = trained.get("labelled") or {}
+    others = sum(n for label, n in labelled.items() if label != c.label)
+    ordinary = f" and {trained['ordinary']} ordinary texts" if trained.get("ordinary") else ""
+    return (f"reading like {c.label!r} to the classifier {c.model} (score at least {c.min_score:g}; "
+            f"trained on {labelled.get(c.label, '?')} such posts against {others} others{ordinary})")
 
 
 def _terms(terms: list[str], limit: int = 6) -> str:

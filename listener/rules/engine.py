@@ -273,8 +273,11 @@ class Engine:
                             need = rt.learn_need(words, m.text)
                         if need.isdisjoint(words) and (not rt.need_regexes
                                                        or rt.need_regexes.isdisjoint(rt.regex_hits(m.text))):
+                            if rt.free is None or not rt.free(m, feats):
+                                continue
+                        elif not rt.rest(m, feats):
                             continue
-                    if not rt.takes_all and not rt.rest(m, feats):
+                    elif not rt.takes_all and not rt.rest(m, feats):
                         continue
                 if key is None:  # the group depends on more than where the mention was found
                     key_of = rt.key_of
@@ -584,6 +587,13 @@ class Engine:
         return metrics, checks
 
 def same_definition(a: RuleBase, b: RuleBase) -> bool:
-    """Whether two rules decide the same way (they may differ in what their alerts say)."""
-    return type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
+    """Whether two rules decide the same way (they may differ in what their alerts say): the same
+    definition, and the same version of each classifier model they read."""
+    return (type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
+            and _model_stamps(a) == _model_stamps(b))
+
+
+def _model_stamps(rule: RuleBase) -> list[tuple[int, int] | None]:
+    flag = getattr(rule, "flag", None)
+    return [c.stamp for block in (rule.match, flag) if block is not None for c in block.classifiers()]
 

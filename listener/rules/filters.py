@@ -8,7 +8,8 @@ from typing import Callable, NamedTuple
 import re2
 
 from listener.mention import Mention
-from listener.rules.model import Match
+from listener.rules.classifier import load_model
+from listener.rules.model import Classifier, Match
 from listener.rules.terms import STOPWORDS
 
 # A token: an optional # or @, then word characters joined by . ' ’ or - (handles, contractions).
@@ -216,6 +217,11 @@ def compile_match(match: Match, bank: RegexBank | None = None, indexed: bool = T
         tests.append(lambda m, f: unwanted not in hits(m.text))
     if match.any_of:
         tests.append(_compile_any_of(match.any_of, bank, indexed))
+    if match.classifier is not None:  # last: the dearest test
+        model = load_model(match.classifier.model_path())
+        label, least = model.label_index(match.classifier.label), match.classifier.min_score
+        scores = model.scores
+        tests.append(lambda m, f: scores(f())[label] >= least)
 
     if not tests:
         return take_all
@@ -271,6 +277,22 @@ def need_choices(match: Match, bank: RegexBank) -> list[list[Need]] | None:
         if all(branches):  # (always, when the block has a need through its any_of)
             slots = branches
     return [sorted(slot, key=_rank) for slot in slots]
+
+
+def split_free(match: Match, bank: RegexBank) -> tuple[Match, Match] | None:
+    """A block whose `any_of` has branches any text may pass (a classifier reads every text) beside
+    branches that need words: the block with only the branches that need words, and the block with
+    only the others. None for any other block.
+
+    A text that meets no need of the first passes the whole block exactly when it passes the
+    second: the engine rules out most texts by their words and asks only the free branches about them."""
+    if not match.any_of or match.any or match.all or match.regex:
+        return None
+    needing = [b for b in match.any_of if text_need(b, bank) is not None]
+    free = [b for b in match.any_of if text_need(b, bank) is None]
+    if not needing or not free:
+        return None
+    return match.model_copy(update={"any_of": needing}), match.model_copy(update={"any_of": free})
 
 
 def choose_need(slots: list[list[Need]], picks: list[int] | None = None) -> Need:
@@ -454,24 +476,44 @@ def compile_explainer(*blocks: Match | None) -> Explainer | None:
 
 
 def _tests_text(block: Match) -> bool:
-    return bool(block.any or block.all or block.regex or any(_tests_text(b) for b in block.any_of or ()))
+    return bool(block.any or block.all or block.regex or block.classifier
+                or any(_tests_text(b) for b in block.any_of or ()))
 
 
 def _explain_block(block: Match) -> Callable[[Mention, TextFeatures], list[str]]:
     terms = [(term, _term_test(term)) for term in [*(block.all or ()), *(block.any or ())]]
     search = _regex_search(block.regex) if block.regex else None
     branches = [(compile_match(b), _explain_block(b)) for b in block.any_of or ()]
+    reads_like = _classifier_words(block.classifier) if block.classifier is not None else None
 
     def explain(m: Mention, feats: TextFeatures) -> list[str]:
         found = [term for term, test in terms if test(feats)]
         if search is not None:
             found.extend(search(m.text))
+        if reads_like is not None:
+            found.extend(reads_like(feats))
         for passes, inner in branches:
             if passes(m, lambda: feats):
                 found.extend(inner(m, feats))
         return found
 
     return explain
+
+
+def _classifier_words(classifier: Classifier, limit: int = 3) -> Callable[[TextFeatures], list[str]]:
+    """The words and word pairs that did most to make a classifier's label pass, and the score:
+    "pills", "tonight", "crisis 0.93"."""
+    model = load_model(classifier.model_path())
+    label, least = classifier.label, classifier.min_score
+
+    def reads_like(feats: TextFeatures) -> list[str]:
+        score = model.score(feats, label)
+        if score < least:
+            return []
+        top = [c.gram for c in model.contributions(feats, label) if c.weight > 0 and c.gram not in ("@", "0")]
+        return [*top[:limit], f"{label} {score:.2f}"]
+
+    return reads_like
 
 
 def _regex_search(pattern: str, limit: int = 5) -> Callable[[str], list[str]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from listener.errors import ConfigError, Problem
-from listener.rules.model import RuleBase, RuleFile
+from listener.rules.classifier import ModelError, load_model
+from listener.rules.model import Classifier, Match, RuleBase, RuleFile
 from listener.yamlfile import load_file, position
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -62,6 +64,43 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
                 continue
             result.origins[rule.id] = (str(path), line)
             result.rules.append(rule)
+            for classifier, loc in _classifiers(rule, ("rules", index)):
+                problem = _locate_model(classifier, path)
+                if problem is not None:
+                    key, message = problem
+                    line, col = position(tree, loc + ("classifier", key))
+                    problems.append(Problem(str(path), line, col, f"rule {rule.id!r}: {message}"))
     if problems:
         raise ConfigError(problems)
     return result
+
+
+def _classifiers(rule: RuleBase, loc: tuple[Any, ...]) -> Iterator[tuple[Classifier, tuple[Any, ...]]]:
+    """Every classifier filter of a rule, with where it is in the rule file."""
+    def walk(block: Match, at: tuple[Any, ...]) -> Iterator[tuple[Classifier, tuple[Any, ...]]]:
+        if block.classifier is not None:
+            yield block.classifier, at
+        for k, branch in enumerate(block.any_of or ()):
+            yield from walk(branch, at + ("any_of", k))
+
+    yield from walk(rule.match, loc + ("match",))
+    flag = getattr(rule, "flag", None)
+    if flag is not None:
+        yield from walk(flag, loc + ("flag",))
+
+
+def _locate_model(classifier: Classifier, rule_file: Path) -> tuple[str, str] | None:
+    """Find and read a classifier's model (relative to its rule file); what is wrong, if anything
+    (the key at fault and a message)."""
+    path = (rule_file.parent / classifier.model).resolve()
+    try:
+        model = load_model(path)
+        stat = path.stat()
+    except (ModelError, OSError) as exc:
+        return "model", f"classifier model: {exc}"
+    if classifier.label not in model.labels:
+        near = difflib.get_close_matches(classifier.label, model.labels, n=1)
+        hint = f", did you mean {near[0]!r}?" if near else f" ({', '.join(model.labels)})"
+        return "label", f"classifier label {classifier.label!r} is not one of the model's labels{hint}"
+    classifier.located(path, (stat.st_mtime_ns, stat.st_size))
+    return None

@@ -9,10 +9,13 @@ import difflib
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator,
+)
 
 from listener.duration import Duration, format_duration
 from listener.rules.template import Template, TemplateText
@@ -109,6 +112,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Classifier(Strict):
+    """Passes a post that a text classifier (made by `listener rules train`) scores high enough for a label."""
+
+    model: str = Field(description="The model file, relative to the rule file (e.g. models/posts.json).")
+    label: str = Field(description="Which of the model's labels (e.g. crisis).")
+    min_score: float = Field(
+        0.8, gt=0, lt=1,
+        description="The least score that passes, 0..1 (higher: fewer false alarms and fewer posts caught).",
+    )
+    # Where the loader found the model file, and its modification time and size when read.
+    _path: Path | None = PrivateAttr(None)
+    _stamp: tuple[int, int] | None = PrivateAttr(None)
+
+    def model_path(self) -> Path:
+        return self._path if self._path is not None else Path(self.model)
+
+    def located(self, path: Path, stamp: tuple[int, int]) -> None:
+        self._path, self._stamp = path, stamp
+
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        return self._stamp
+
+
 class Match(Strict):
     """Which mentions a rule looks at. Every given filter must pass; an empty match takes all."""
 
@@ -130,6 +157,9 @@ class Match(Strict):
     )
     none_regex: str | None = Field(None, description="A regular expression that must NOT be found in the text (RE2).")
     langs: list[str] | None = Field(None, description="Only these languages (BCP-47 codes such as en, fr).")
+    classifier: Classifier | None = Field(
+        None, description="The text reads like one of a trained classifier's labels (see rules/README.md)."
+    )
     any_of: list[Match] | None = Field(
         None, description="At least one of these nested filters passes (an OR; each is a full match block)."
     )
@@ -162,10 +192,17 @@ class Match(Strict):
         return value
 
     def uses_text(self) -> bool:
-        """Whether this filter reads the text (terms or regex), here or in a nested filter."""
-        if self.any or self.all or self.none or self.regex or self.none_regex:
+        """Whether this filter reads the text (terms, regex, classifier), here or in a nested filter."""
+        if self.any or self.all or self.none or self.regex or self.none_regex or self.classifier:
             return True
         return bool(self.any_of) and all(m.uses_text() for m in self.any_of or ())
+
+    def classifiers(self) -> list[Classifier]:
+        """The classifier filters of this block and its nested ones."""
+        found = [self.classifier] if self.classifier is not None else []
+        for branch in self.any_of or ():
+            found.extend(branch.classifiers())
+        return found
 
 
 class Escalation(Strict):

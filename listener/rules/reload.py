@@ -103,10 +103,13 @@ Fingerprint = tuple[tuple[str, int, int], ...]
 
 
 def fingerprint(paths: Sequence[Path]) -> Fingerprint:
-    """What changes when a rule file is edited, added, removed or renamed: names, sizes, mtimes."""
+    """What changes when a rule file is edited, added, removed or renamed: names, sizes, mtimes.
+    The classifier models in a rule directory's `models/` count too (a retrained model reloads)."""
     seen: list[tuple[str, int, int]] = []
     for path in paths:
         candidates = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES) if path.is_dir() else [path]
+        if path.is_dir() and (path / "models").is_dir():
+            candidates += sorted((path / "models").glob("*.json"))
         for p in candidates:
             try:
                 st = os.stat(p)

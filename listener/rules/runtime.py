@@ -19,7 +19,7 @@ from listener.rules.baseline import BaselineValue, History, bucket_width_s, seas
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
     Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_match, compile_poll_match,
-    lazy_features, need_choices, split_place, take_all,
+    lazy_features, need_choices, split_free, split_place, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -48,7 +48,11 @@ class RuleRuntime:
         # Words (or regex hits) a text must have for the predicate to pass: tested first, in one step.
         # Where there are several ways to say it, the engine counts on its first mentions which
         # rules out most, and keeps that (`learn_need`): the same verdicts, fewer filters run.
-        self._need_slots = need_choices(rule.match, bank)
+        # A rule that also has free branches (a classifier) is ruled out by the words of the others,
+        # and then asks only its free branches (`split_free`).
+        split = split_free(rule.match, bank)
+        self._need_slots = need_choices(split[0] if split is not None else rule.match, bank)
+        self.free: Predicate | None = split_place(split[1], bank)[1] if split is not None else None
         need = None if self._need_slots is None else choose_need(self._need_slots)
         self.need_words: frozenset[str] | None = None if need is None else need[0]
         self.need_regexes: frozenset[int] = frozenset() if need is None else need[1]

@@ -1,0 +1,159 @@
+"""Text classifiers for rule filters: a linear model over a post's words and word pairs.
+
+Keyword rules catch the phrasings their authors thought of; people in crisis, people making
+threats and people offering a tip find many more. A classifier trained on labelled posts
+(`listener rules train`, see `training.py`) scores how much a text reads like each of its labels,
+from every word and word pair it has seen, so that a rule can add "or reads like a crisis post"
+to its phrase lists (`classifier:` in a match block).
+
+The model is a one-against-the-rest logistic regression per label over TF-IDF features, stored
+as JSON (no pickles, nothing executed): per word or word pair its idf and its weight for each
+label, and a bias per label. A text's score for a label is
+
+    1 / (1 + exp(-(bias + sum(weight * idf) / sqrt(sum(idf ** 2)))))
+
+over the words and word pairs of the text that the model knows (each counted once). Words are
+those of `features()`, so case, apostrophes and hashtags are read as the term filters read them;
+every @handle is the same word "@", every hashtag "#" and every number "0", so that a model
+trained on one service's handles, campaigns and street numbers applies to another's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from listener.rules.filters import TextFeatures
+
+FORMAT = "social-listener text classifier"
+VERSION = 1
+
+
+def grams(feats: TextFeatures) -> list[str]:
+    """The words and adjacent word pairs of a text, each once, in the order they occur: every
+    @handle the word "@", every hashtag "#" and every number "0"."""
+    words = feats.stream.split()
+    if feats.hashtags:
+        tags = frozenset(feats.hashtags)
+        words = ["#" if w in tags else w for w in words]
+    if "@" in feats.stream or _DIGIT.search(feats.stream):
+        words = ["@" if w[0] == "@" else "0" if w.isdigit() else w for w in words]
+    return list(dict.fromkeys(words + list(map(" ".join, zip(words, words[1:])))))
+
+
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Contribution:
+    gram: str
+    weight: float  # what it added to the label's log-odds
+
+
+class TextModel:
+    """A trained model, read from its JSON file; scores texts for each of its labels."""
+
+    def __init__(self, labels: list[str], bias: list[float], weights: dict[str, list[float]],
+                 trained: dict[str, Any] | None = None, path: Path | None = None) -> None:
+        self.labels = list(labels)
+        self.bias = list(bias)
+        self.trained = trained or {}
+        self.path = path
+        # gram -> (idf squared, weight * idf for each label): what scoring adds up
+        self._grams: dict[str, tuple[float, ...]] = {
+            gram: (row[0] * row[0], *(w * row[0] for w in row[1:])) for gram, row in weights.items()
+        }
+        self._last: tuple[TextFeatures, list[float]] | None = None
+
+    def label_index(self, label: str) -> int:
+        return self.labels.index(label)
+
+    def scores(self, feats: TextFeatures) -> list[float]:
+        """Every label's score (0..1) for a text, in the order of `labels`.
+
+        Several rules ask about the same mention one after another (crisis, threats, tips): the
+        last text's scores are kept, by the identity of its features.
+        """
+        last = self._last
+        if last is not None and last[0] is feats:
+            return last[1]
+        known = [row for row in map(self._grams.get, grams(feats)) if row is not None]
+        if known:
+            columns = list(zip(*known))  # idf squared, then each label's weight * idf
+            norm = math.sqrt(sum(columns[0]))
+            sums = [sum(column) / norm for column in columns[1:]]
+        else:
+            sums = [0.0] * len(self.labels)
+        result = [sigmoid(b + s) for b, s in zip(self.bias, sums)]
+        self._last = (feats, result)
+        return result
+
+    def score(self, feats: TextFeatures, label: str) -> float:
+        return self.scores(feats)[self.label_index(label)]
+
+    def contributions(self, feats: TextFeatures, label: str) -> list[Contribution]:
+        """What each known word or word pair of the text added to the label's log-odds, largest first."""
+        i = self.label_index(label) + 1
+        found = [(gram, row) for gram in grams(feats) if (row := self._grams.get(gram)) is not None]
+        if not found:
+            return []
+        norm = math.sqrt(sum(row[0] for _, row in found))
+        return sorted((Contribution(gram, row[i] / norm) for gram, row in found), key=lambda c: -c.weight)
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used (missing, not JSON, not a model, another version)."""
+
+
+_loaded: dict[Path, tuple[tuple[int, int], TextModel]] = {}
+
+
+def load_model(path: str | Path) -> TextModel:
+    """The model in a file, read once per version of the file (rules reloaded share it)."""
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(f"cannot read the model {path}: {exc.strerror}") from None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    known = _loaded.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the model {path}: {exc}") from None
+    model = model_from_json(data, path)
+    _loaded[path] = (stamp, model)
+    return model
+
+
+def model_from_json(data: Any, path: Path | None = None) -> TextModel:
+    where = str(path) if path is not None else "the model"
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{where} is not a {FORMAT} (made by `listener rules train`)")
+    if data.get("version") != VERSION:
+        raise ModelError(f"{where} is version {data.get('version')!r}; this listener reads version {VERSION}")
+    labels, bias, weights = data.get("labels"), data.get("bias"), data.get("weights")
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
+            and isinstance(bias, list) and len(bias) == len(labels) and isinstance(weights, dict)):
+        raise ModelError(f"{where}: labels, bias and weights are missing or do not agree")
+    width = len(labels) + 1
+    for gram, row in weights.items():
+        if not (isinstance(row, list) and len(row) == width and all(isinstance(x, (int, float)) for x in row)
+                and row[0] > 0):
+            raise ModelError(f"{where}: the weights of {gram!r} are not an idf and one weight per label")
+    return TextModel(labels, [float(b) for b in bias], weights, data.get("trained"), path)
+
+
+def sigmoid(z: float) -> float:
+    if z < -30:
+        return 0.0
+    if z > 30:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-z))
