@@ -35,8 +35,10 @@ from listener.backtest import run_backtest
 from listener.mention import Mention
 from listener.paths import SHIPPED_RULES
 from listener.rules import load_rules
+from listener.rules.classifier import load_model
 from listener.rules.filters import Predicate, RegexBank, compile_match, features
 from listener.rules.model import RuleBase
+from listener.rules.training import held_out
 from listener.yamlfile import load_yaml, plain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +159,14 @@ def vader_texts(data: Path) -> list[str] | None:
     return [item.text for path in paths for item in read_corpus(path)]
 
 
+def unseen_share(rules: list[RuleBase]) -> float:
+    """The share of ordinary texts that no classifier the rules use was trained on (1.0 without
+    classifiers): each model records the share it held out, chosen by `held_out`."""
+    shares = [load_model(c.model_path()).trained.get("ordinary_held_out", 0.0)
+              for r in rules for c in r.match.classifiers()]
+    return min(shares, default=1.0)
+
+
 def vader_false_alarms(predicates: dict[str, Predicate], texts: list[str]) -> dict[str, list[str]]:
     """Per rule, the texts it fires on."""
     out: dict[str, list[str]] = {rule: [] for rule in predicates}
@@ -213,10 +223,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nVADER's corpora are not at {args.vader_data}: skipped (--vader-data)")
     else:
         vader = vader_false_alarms(predicates, texts)
+        share = unseen_share(rules)
+        unseen = {t for t in texts if held_out(t, share)}
         result["vader_false_alarms"] = {rule: len(fired_on) for rule, fired_on in vader.items()}
-        print(f"\nSingle-post rules on VADER's {len(texts):,} human-rated texts (none about crisis, threats or tips)")
+        result["vader_false_alarms_unseen"] = {rule: sum(t in unseen for t in fired_on)
+                                               for rule, fired_on in vader.items()}
+        result["vader_unseen_texts"] = len(unseen)
+        print(f"\nSingle-post rules on VADER's {len(texts):,} human-rated texts (none about crisis, threats or tips);"
+              f"\n  of them, {len(unseen):,} no classifier of the rules was trained on")
+        print(f"  {'rule':<26} {'all':>6} {'unseen':>8}")
         for rule, fired_on in vader.items():
-            print(f"  {rule:<26} {len(fired_on):>4} fired")
+            print(f"  {rule:<26} {len(fired_on):>6} {sum(t in unseen for t in fired_on):>8}")
+            if args.show_misses:
+                for text in fired_on:
+                    print(f"      false alarm{'' if text in unseen else ' (trained on)'}: {text}")
 
     print(f"\n  written to {write_result('rules', args.out, result)}")
     return 0

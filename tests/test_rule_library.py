@@ -34,20 +34,26 @@ def test_shipped_rule_test(path, index):
 
 def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
     """VADER's human-rated corpora (tweets, movie and product reviews, editorials) are not about
-    crisis, threats or tips: the shipped match rules must stay quiet on nearly all of them."""
+    crisis, threats or tips: the shipped match rules must stay quiet on nearly all of them. Counted
+    on the half that the shipped classifier was not trained on (the other half taught it ordinary text)."""
     from conftest import SHARED
     from listener.rules import load_rules
+    from listener.rules.training import held_out
 
     bench_rules = _bench_rules()
     texts = bench_rules.vader_texts(SHARED / "data" / "vader")
     if texts is None:
         pytest.skip(f"VADER's corpora are not at {SHARED / 'data' / 'vader'} (set LISTENER_SHARED)")
     assert len(texts) > 20_000
-    fired = bench_rules.vader_false_alarms(bench_rules.single_post_rules(load_rules([SHIPPED_RULES]).rules), texts)
-    # Measured when the crisis rule learnt to require a first person for phrases said of others
-    # (14 before): hyperbole remains ("this film nearly provoked me to take my own life").
-    assert len(fired["person-in-crisis"]) <= 4, fired["person-in-crisis"]
-    assert len(fired["threat-against-officers"]) == 0, fired["threat-against-officers"]
+    rules = load_rules([SHIPPED_RULES]).rules
+    unseen = [t for t in texts if held_out(t, bench_rules.unseen_share(rules))]
+    assert len(unseen) > 10_000
+    fired = bench_rules.vader_false_alarms(bench_rules.single_post_rules(rules), unseen)
+    # Measured when the classifier joined the term lists (before, on all 23,703 texts: 4, 0, 2):
+    # hyperbole ("this film nearly provoked me to take my own life") and evenings ("I'm too tired to
+    # do SBR tonight", "i am going to miss heroes tonight"): about 1 in 1,000 ordinary texts.
+    assert len(fired["person-in-crisis"]) <= 12, fired["person-in-crisis"]
+    assert len(fired["threat-against-officers"]) <= 2, fired["threat-against-officers"]
     assert len(fired["crime-tip"]) <= 2, fired["crime-tip"]
 
 
@@ -56,20 +62,24 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
 EVAL = SHIPPED_RULES / "eval"
 
 # (set, rule) -> (least recall, most false alarms), a little under and at what the library does now.
-# Rounds 5 and 6 are the held-out rounds: their figures are the honest ones, and low (see rules/eval/README.md).
+# Rounds 1-5 trained the classifier of rules/models/posts.json and were used to write the term lists:
+# their figures say only that those posts are covered. Rounds 6 and 7 are held out: their figures are
+# the honest ones (see rules/eval/README.md).
 FLOORS = {
-    ("round1", "person-in-crisis"): (0.93, 0), ("round1", "threat-against-officers"): (0.90, 0),
-    ("round1", "crime-tip"): (0.95, 0),
-    ("round2", "person-in-crisis"): (0.85, 0), ("round2", "threat-against-officers"): (0.88, 0),
-    ("round2", "crime-tip"): (0.86, 0),
-    ("round3", "person-in-crisis"): (0.85, 0), ("round3", "threat-against-officers"): (0.86, 0),
-    ("round3", "crime-tip"): (0.88, 0),
-    ("round4", "person-in-crisis"): (0.88, 0), ("round4", "threat-against-officers"): (0.80, 0),
-    ("round4", "crime-tip"): (0.88, 1),
-    ("round5", "person-in-crisis"): (0.35, 2), ("round5", "threat-against-officers"): (0.30, 0),
-    ("round5", "crime-tip"): (0.45, 3),
-    ("round6", "person-in-crisis"): (0.25, 3), ("round6", "threat-against-officers"): (0.25, 0),
-    ("round6", "crime-tip"): (0.48, 2),
+    ("round1", "person-in-crisis"): (0.97, 0), ("round1", "threat-against-officers"): (0.97, 0),
+    ("round1", "crime-tip"): (0.97, 0),
+    ("round2", "person-in-crisis"): (0.97, 0), ("round2", "threat-against-officers"): (0.97, 0),
+    ("round2", "crime-tip"): (0.94, 0),
+    ("round3", "person-in-crisis"): (0.97, 0), ("round3", "threat-against-officers"): (0.96, 0),
+    ("round3", "crime-tip"): (0.97, 0),
+    ("round4", "person-in-crisis"): (0.97, 0), ("round4", "threat-against-officers"): (0.96, 0),
+    ("round4", "crime-tip"): (0.97, 1),
+    ("round5", "person-in-crisis"): (0.97, 2), ("round5", "threat-against-officers"): (0.97, 0),
+    ("round5", "crime-tip"): (0.96, 3),
+    ("round6", "person-in-crisis"): (0.65, 5), ("round6", "threat-against-officers"): (0.50, 0),
+    ("round6", "crime-tip"): (0.78, 2),
+    ("round7", "person-in-crisis"): (0.51, 2), ("round7", "threat-against-officers"): (0.52, 0),
+    ("round7", "crime-tip"): (0.66, 2),
     ("background", "person-in-crisis"): (0.0, 0), ("background", "threat-against-officers"): (0.0, 0),
     ("background", "crime-tip"): (0.0, 1),
 }
