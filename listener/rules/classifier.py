@@ -56,7 +56,8 @@ class Contribution:
 
 
 class TextModel:
-    """A trained model, read from its JSON file; scores texts for each of its labels."""
+    """A trained model, read from its JSON file; scores texts for each of its labels. (It takes
+    `weights` over, rows rewritten in place.)"""
 
     def __init__(self, labels: list[str], bias: list[float], weights: dict[str, list[float]],
                  trained: dict[str, Any] | None = None, path: Path | None = None) -> None:
@@ -64,10 +65,11 @@ class TextModel:
         self.bias = list(bias)
         self.trained = trained or {}
         self.path = path
-        # gram -> (idf squared, weight * idf for each label): what scoring adds up
-        self._grams: dict[str, tuple[float, ...]] = {
-            gram: (row[0] * row[0], *(w * row[0] for w in row[1:])) for gram, row in weights.items()
-        }
+        # gram -> (idf squared, weight * idf for each label): what scoring adds up. Made in place, a
+        # row at a time, so that reading a model of tens of thousands of grams holds one copy of it.
+        self._grams: dict[str, tuple[float, ...]] = weights  # type: ignore[assignment]
+        for gram, row in weights.items():
+            self._grams[gram] = (row[0] * row[0], *(w * row[0] for w in row[1:]))
         self._last: tuple[TextFeatures, list[float]] | None = None
 
     def label_index(self, label: str) -> int:

@@ -198,6 +198,13 @@ def compile_match(match: Match, bank: RegexBank | None = None, indexed: bool = T
     if match.compound_max is not None:
         high = match.compound_max
         tests.append(lambda m, f: m.compound <= high)
+    if match.classifier is not None:
+        # Before the term tests: most texts fail it, and its score is computed once per mention for
+        # every rule that asks the same model (crisis, threats, tips), while each term test is the rule's own.
+        model = load_model(match.classifier.model_path())
+        label, least = model.label_index(match.classifier.label), match.classifier.min_score
+        scores = model.scores
+        tests.append(lambda m, f: scores(f())[label] >= least)
     if match.all:
         all_tests = [_term_test(t) for t in match.all]
         tests.append(lambda m, f: (feat := f()) is not None and all(t(feat) for t in all_tests))
@@ -217,11 +224,6 @@ def compile_match(match: Match, bank: RegexBank | None = None, indexed: bool = T
         tests.append(lambda m, f: unwanted not in hits(m.text))
     if match.any_of:
         tests.append(_compile_any_of(match.any_of, bank, indexed))
-    if match.classifier is not None:  # last: the dearest test
-        model = load_model(match.classifier.model_path())
-        label, least = model.label_index(match.classifier.label), match.classifier.min_score
-        scores = model.scores
-        tests.append(lambda m, f: scores(f())[label] >= least)
 
     if not tests:
         return take_all
@@ -293,6 +295,18 @@ def split_free(match: Match, bank: RegexBank) -> tuple[Match, Match] | None:
     if not needing or not free:
         return None
     return match.model_copy(update={"any_of": needing}), match.model_copy(update={"any_of": free})
+
+
+def compile_free(match: Match, bank: RegexBank) -> Predicate:
+    """The second block of `split_free` (its free branches), for texts that meet no need of the
+    first, as the engine asks it (where the mention was found is already known): the branches
+    first, then the block's other filters, since nearly every text fails the branches."""
+    assert match.any_of
+    branches = _compile_any_of(match.any_of, bank)
+    others = compile_match(match.model_copy(update={"any_of": None, **dict.fromkeys(PLACE)}), bank)
+    if others is take_all:
+        return branches
+    return lambda m, f: branches(m, f) and others(m, f)
 
 
 def choose_need(slots: list[list[Need]], picks: list[int] | None = None) -> Need:

@@ -18,8 +18,8 @@ from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
-    Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_match, compile_poll_match,
-    lazy_features, need_choices, split_free, split_place, take_all,
+    Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_free, compile_match,
+    compile_poll_match, lazy_features, need_choices, split_free, split_place, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
@@ -52,7 +52,7 @@ class RuleRuntime:
         # and then asks only its free branches (`split_free`).
         split = split_free(rule.match, bank)
         self._need_slots = need_choices(split[0] if split is not None else rule.match, bank)
-        self.free: Predicate | None = split_place(split[1], bank)[1] if split is not None else None
+        self.free: Predicate | None = compile_free(split[1], bank) if split is not None else None
         need = None if self._need_slots is None else choose_need(self._need_slots)
         self.need_words: frozenset[str] | None = None if need is None else need[0]
         self.need_regexes: frozenset[int] = frozenset() if need is None else need[1]
