@@ -14,7 +14,7 @@ from listener.paths import SHIPPED_RULES
 from listener.rules import Engine, load_rules
 from listener.rules.classifier import ModelError, grams, load_model
 from listener.rules.engine import same_definition
-from listener.rules.filters import features
+from listener.rules.text import features
 from listener.rules.reload import RuleReloader, fingerprint
 from listener.rules.training import Examples, _fit, held_out, read_labelled, read_ordinary, train, write_model
 

@@ -25,10 +25,9 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from listener.rules.filters import TextFeatures
+from listener.rules.text import TextFeatures
 
 FORMAT = "social-listener text classifier"
 VERSION = 1

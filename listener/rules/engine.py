@@ -30,10 +30,11 @@ from listener.duration import format_span
 from listener.mention import Known, Mention
 from listener.rules.alerting import Check
 from listener.rules.episodes import alert, decide, evaluate_match, match_metrics, on_match_mention
-from listener.rules.filters import Place, RegexBank, TextFeatures, lazy_features, place_of
+from listener.rules.filters import Place, RegexBank, place_of
 from listener.rules.model import BaselineRule, FlatlineRule, RuleBase, WindowRule
 from listener.rules.runtime import RuleRuntime, forgettable, next_look, verdict
 from listener.rules.state import Episode, GroupState
+from listener.rules.text import TextFeatures, lazy_features
 
 WINDOW_KINDS = frozenset({"threshold", "spike", "sentiment_shift"})
 # Fields that only shape what an alert says: changing them on reload keeps a rule's state.

@@ -1,9 +1,8 @@
-"""Match filters compiled once into predicates, and the text features they share."""
+"""Match filters compiled once into predicates."""
 
 from __future__ import annotations
 
-import re
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import re2
 
@@ -11,49 +10,11 @@ from listener.mention import Mention
 from listener.rules.classifier import load_model
 from listener.rules.model import Classifier, Match
 from listener.rules.terms import STOPWORDS
-
-# A token: an optional # or @, then word characters joined by . ' ’ or - (handles, contractions).
-_TOKEN = re.compile(r"[#@]?\w+(?:[.'’\-]\w+)*")
-
-
-class TextFeatures(NamedTuple):
-    """What term filters and hashtag grouping need from a text, computed once per mention (a tuple:
-    made for nearly every mention, and a frozen dataclass takes twice as long to make)."""
-
-    words: frozenset[str]  # tokens as written (#tag, @handle, word) plus the bare form of hashtags
-    stream: str  # " w1 w2 ... " for phrase search, hashtags without their '#'
-    hashtags: tuple[str, ...]  # case-folded, without '#', in order of first appearance
-
-
-def features(text: str) -> TextFeatures:
-    folded = text.casefold()
-    if "’" in folded:
-        folded = folded.replace("’", "'")
-    tokens = _TOKEN.findall(folded)
-    stream = " " + " ".join(tokens) + " "
-    if "#" not in folded:  # no hashtags: the tokens are the words, the stream is them in order
-        return TextFeatures(frozenset(tokens), stream, ())
-    # '#' can only start a token, so dropping every '#' from the stream leaves the bare tags.
-    tags = [tok[1:] for tok in tokens if tok[0] == "#"]
-    return TextFeatures(frozenset(tokens + tags), stream.replace("#", ""), tuple(dict.fromkeys(tags)))
-
-
-def lazy_features(m: Mention) -> Callable[[], TextFeatures]:
-    """The features of `m`'s text, computed on the first call (most mentions never need them)."""
-    cached: TextFeatures | None = None
-
-    def feats() -> TextFeatures:
-        nonlocal cached
-        if cached is None:
-            cached = features(m.text)
-        return cached
-
-    return feats
-
+from listener.rules.text import TOKEN, TextFeatures, features
 
 def _term_tokens(term: str) -> list[str]:
     """A rule's term as the tokens `features()` makes of a text: case-folded, straight apostrophes."""
-    return _TOKEN.findall(term.casefold().replace("’", "'"))
+    return TOKEN.findall(term.casefold().replace("’", "'"))
 
 
 def _term_test(term: str) -> Callable[[TextFeatures], bool]:

@@ -18,14 +18,15 @@ from listener.rules.alerting import Check, check as _check, num as _num
 from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
-    Explainer, Predicate, RegexBank, TextFeatures, choose_need, compile_explainer, compile_free, compile_match,
-    compile_poll_match, lazy_features, need_choices, split_free, split_place, take_all,
+    Explainer, Predicate, RegexBank, choose_need, compile_explainer, compile_free, compile_match, compile_poll_match,
+    need_choices, split_free, split_place, take_all,
 )
 from listener.rules.model import (
     BaselineRule, Condition, FlatlineRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule, WindowRule,
 )
 from listener.rules.quiet import Quiet, compile_quiet
 from listener.rules.state import GroupState, insert_late
+from listener.rules.text import TextFeatures, lazy_features
 
 _UNSET = object()
 NEED_SAMPLE = 2000  # mentions a text rule counts its needs on before keeping the rarest (see learn_need)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from listener.rules.classifier import FORMAT, VERSION, grams, sigmoid
-from listener.rules.filters import features
+from listener.rules.text import features
 
 NO_LABEL = "none"
 
