@@ -50,9 +50,9 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
     assert len(unseen) > 10_000
     fired = bench_rules.vader_false_alarms(bench_rules.single_post_rules(rules), unseen)
     # Measured when the classifier joined the term lists (before, on all 23,703 texts: 4, 0, 2):
-    # hyperbole ("this film nearly provoked me to take my own life") and evenings ("I'm too tired to
-    # do SBR tonight", "i am going to miss heroes tonight"): about 1 in 1,000 ordinary texts.
-    assert len(fired["person-in-crisis"]) <= 12, fired["person-in-crisis"]
+    # hyperbole ("this film nearly provoked me to take my own life") and evenings ("i am going to
+    # miss heroes tonight", "please perform this for me tonight"): about 1 in 850 ordinary texts.
+    assert len(fired["person-in-crisis"]) <= 14, fired["person-in-crisis"]
     assert len(fired["threat-against-officers"]) <= 2, fired["threat-against-officers"]
     assert len(fired["crime-tip"]) <= 2, fired["crime-tip"]
 
@@ -62,9 +62,9 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
 EVAL = SHIPPED_RULES / "eval"
 
 # (set, rule) -> (least recall, most false alarms), a little under and at what the library does now.
-# Rounds 1-5 trained the classifier of rules/models/posts.json and were used to write the term lists:
-# their figures say only that those posts are covered. Rounds 6 and 7 are held out: their figures are
-# the honest ones (see rules/eval/README.md).
+# Rounds 1-5 and 8-10 trained the classifier of rules/models/posts.json (1-5 were also used to write
+# the term lists): their figures say only that those posts are covered. Rounds 6, 7 and 11 are held
+# out: their figures are the honest ones (see rules/eval/README.md).
 FLOORS = {
     ("round1", "person-in-crisis"): (0.97, 0), ("round1", "threat-against-officers"): (0.97, 0),
     ("round1", "crime-tip"): (0.97, 0),
@@ -76,11 +76,21 @@ FLOORS = {
     ("round4", "crime-tip"): (0.97, 1),
     ("round5", "person-in-crisis"): (0.97, 2), ("round5", "threat-against-officers"): (0.97, 0),
     ("round5", "crime-tip"): (0.96, 3),
-    ("round6", "person-in-crisis"): (0.65, 5), ("round6", "threat-against-officers"): (0.50, 0),
-    ("round6", "crime-tip"): (0.78, 2),
-    ("round7", "person-in-crisis"): (0.51, 2), ("round7", "threat-against-officers"): (0.52, 0),
-    ("round7", "crime-tip"): (0.66, 2),
-    ("background", "person-in-crisis"): (0.0, 0), ("background", "threat-against-officers"): (0.0, 0),
+    ("round6", "person-in-crisis"): (0.66, 5), ("round6", "threat-against-officers"): (0.50, 0),
+    ("round6", "crime-tip"): (0.76, 2),
+    ("round7", "person-in-crisis"): (0.63, 2), ("round7", "threat-against-officers"): (0.56, 0),
+    ("round7", "crime-tip"): (0.72, 3),
+    # Written by specialists: a crisis-line worker's hard negatives (recovery told in the past tense:
+    # "I tried to kill myself in 2019") are the term lists' explicit phrases, which fire on them.
+    ("round8", "person-in-crisis"): (0.97, 10), ("round8", "threat-against-officers"): (0.97, 0),
+    ("round8", "crime-tip"): (0.97, 1),
+    ("round9", "person-in-crisis"): (0.96, 0), ("round9", "threat-against-officers"): (0.97, 5),
+    ("round9", "crime-tip"): (0.96, 2),
+    ("round10", "person-in-crisis"): (0.97, 1), ("round10", "threat-against-officers"): (0.97, 0),
+    ("round10", "crime-tip"): (0.97, 9),
+    ("round11", "person-in-crisis"): (0.56, 7), ("round11", "threat-against-officers"): (0.36, 0),
+    ("round11", "crime-tip"): (0.68, 0),
+    ("background", "person-in-crisis"): (0.0, 1), ("background", "threat-against-officers"): (0.0, 0),
     ("background", "crime-tip"): (0.0, 1),
 }
 
