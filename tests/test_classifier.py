@@ -21,10 +21,12 @@ from listener.rules.training import Examples, _fit, held_out, read_labelled, rea
 from conftest import SHARED, run_cli
 
 # A small invented training set: people asking for a lost pet to be found ("pet") among ordinary posts.
-PETS = ["my dog ran off near the park please help find him", "lost cat, grey tabby, last seen on elm street",
+PETS = ["my dog ran off near the park please help find him",
+        "@CityShelter lost cat, grey tabby, last seen on elm street",
         "has anyone seen a small brown dog with a red collar", "our puppy slipped her leash by the river",
         "missing parrot, answers to kiwi, please share", "please help us find our lost cat, reward",
-        "lost dog near the school, very shy, do not chase", "our cat has been missing two days, tabby, elm st"]
+        "@CityShelter lost dog near the school, very shy, do not chase",
+        "our cat has been missing 2 days, tabby, elm st"]
 ORDINARY = ["the bus was late again this morning", "great game last night, what a goal",
             "new coffee place on main street is lovely", "road closed for the parade on saturday",
             "thanks to the crew who cleared the snow", "what time does the library open on sunday",
@@ -187,8 +189,11 @@ def test_a_rule_reads_its_model_relative_to_its_file_and_fires_with_its_reasons(
     rules.mkdir()
     (rules / "pets.yaml").write_text(RULE.format(model="../models/pets.json", label="pet"))
     engine = Engine(load_rules([rules]).rules)
+    text = "@CityShelter lost 2 days, tabby"
+    model = load_model(tmp_path / "models" / "pets.json")  # its handles and numbers are among its top words...
+    assert {"@", "@ lost"} & {c.gram for c in model.contributions(features(text), "pet")[:3]}
     alerts = engine.process([
-        make_mention("has anyone seen our grey tabby? lost since monday near elm street", at_s=0, author="a"),
+        make_mention(text, at_s=0, author="a"),
         make_mention("the library is open late on sunday", at_s=60, author="b"),
     ])
     (alert,) = [a for a in alerts if a.status == "firing"]
@@ -197,6 +202,7 @@ def test_a_rule_reads_its_model_relative_to_its_file_and_fires_with_its_reasons(
     *words, score = alert.sample_matches[0]
     assert score.startswith("pet 0.") and float(score.split()[1]) >= 0.7
     assert words and all(w.casefold() in sample.text.casefold() for w in words)
+    assert not any(set(w.split()) & {"@", "#", "0"} for w in words)  # ...but say nothing to a reader
 
 
 def test_rules_check_explains_the_classifier(tmp_path):

@@ -475,6 +475,9 @@ def _explain_block(block: Match) -> Callable[[Mention, TextFeatures], list[str]]
     return explain
 
 
+_PLACEHOLDERS = frozenset({"@", "#", "0"})
+
+
 def _classifier_words(classifier: Classifier, limit: int = 3) -> Callable[[TextFeatures], list[str]]:
     """The words and word pairs that did most to make a classifier's label pass, and the score:
     "pills", "tonight", "crisis 0.93"."""
@@ -485,7 +488,9 @@ def _classifier_words(classifier: Classifier, limit: int = 3) -> Callable[[TextF
         score = model.score(feats, label)
         if score < least:
             return []
-        top = [c.gram for c in model.contributions(feats, label) if c.weight > 0 and c.gram not in ("@", "0")]
+        # (not a handle, hashtag or number: those stand for any, so "@ you" would say nothing to a reader)
+        top = [c.gram for c in model.contributions(feats, label)
+               if c.weight > 0 and _PLACEHOLDERS.isdisjoint(c.gram.split())]
         return [*top[:limit], f"{label} {score:.2f}"]
 
     return reads_like
