@@ -141,6 +141,46 @@ def cmd_rules_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_examples(args: argparse.Namespace) -> int:
+    from listener.config import load_config
+    from listener.examples import alert_examples, ordinary_examples
+    from listener.mention import parse_time
+    from listener.rules import load_rules
+    from listener.store import Store
+
+    labels: dict[str, str] = {}
+    for item in args.rule:
+        rule, sep, label = item.partition("=")
+        if not sep or not rule or not label:
+            raise InputError(f"--rule {item!r}: write RULE=LABEL, e.g. person-in-crisis=crisis")
+        labels[rule] = label
+    if not labels:  # the rules that ask a classifier, with the label they ask it about
+        paths = args.rules or load_config(args.config).rule_paths()
+        for r in load_rules(paths).rules:
+            found = [c.label for c in r.match.classifiers()]
+            if found:
+                labels[r.id] = found[0]
+    since = None
+    if args.since:
+        since = parse_time(args.since if "T" in args.since else f"{args.since}T00:00:00Z", "--since")
+    db = args.db or load_config(args.config).store_path()
+    if not Path(db).is_file():
+        raise InputError(f"{db}: no such store")
+    store = Store(db)
+    try:
+        alerted = list(alert_examples(store, labels, since))
+        ordinary = ordinary_examples(store, args.ordinary, since, args.seed, {e.text for e in alerted}) \
+            if args.ordinary else []
+    finally:
+        store.close()
+    for example in [*alerted, *ordinary]:
+        print(json.dumps(example.to_json(), ensure_ascii=False))
+    print(f"{len(alerted)} examples from the alerts of {', '.join(sorted(labels)) or 'no rule'} and "
+          f"{len(ordinary)} ordinary mentions: check each label, then add the file to `listener rules train`",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from listener.demo import run_demo
 
@@ -310,6 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--c", type=float, default=30.0, help="inverse regularisation strength (default 30)")
     q.add_argument("--min-df", type=int, default=2, help="ignore words in fewer posts than this (default 2)")
     q.set_defaults(func=cmd_rules_train)
+    q = rules_sub.add_parser("examples", help="posts the daemon has seen, as training examples to label",
+                             description="Write, as JSON Lines for `rules train`, the example posts of the "
+                                         "alerts of rules that ask a classifier (labelled as the rule asks: "
+                                         "set false alarms to none) and a sample of ordinary mentions "
+                                         "(labelled none: correct what the rules missed).")
+    q.add_argument("--config", default=str(DEFAULT_CONFIG), help="the daemon's config (its store and rules)")
+    q.add_argument("--db", help="the store, instead of the config's")
+    q.add_argument("--rules", nargs="+", metavar="PATH", help="the rules, instead of the config's")
+    q.add_argument("--rule", action="append", default=[], metavar="RULE=LABEL",
+                   help="export this rule's alerts with this label (default: every rule that asks a classifier)")
+    q.add_argument("--ordinary", type=int, default=0, metavar="N", help="also N ordinary mentions, drawn at random")
+    q.add_argument("--since", metavar="DATE", help="only alerts and mentions from this date or time on")
+    q.add_argument("--seed", type=int, default=1, help="which random draw of ordinary mentions (default 1)")
+    q.set_defaults(func=cmd_rules_examples)
 
     p = sub.add_parser("demo", help="run the bundled scenario end to end and show what the comms team receives",
                        description="Replay a bundled scenario (a few hours around officer accounts and a "

@@ -331,6 +331,12 @@ class Store:
         for row in cursor:
             yield _mention(row)
 
+    def mention_text(self, platform: str, mention_id: str) -> str | None:
+        """The whole text of a stored mention (an alert's example is cut to a length)."""
+        row = self.db.execute("SELECT text FROM mentions WHERE platform = ? AND id = ?",
+                              [platform, mention_id]).fetchone()
+        return None if row is None else str(row[0])
+
     # -- the same post found by several watches ---------------------------------------
 
     def resightings(self, mentions: Sequence[Mention]) -> list[tuple[Mention, Known]]:
@@ -450,6 +456,12 @@ class Store:
             [after_seq, limit],
         )
         return [OutboxRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in cursor]
+
+    def alert_messages(self, status: str = "firing") -> Iterator[dict[str, Any]]:
+        """The alert messages of a status in the outbox (kept there until pruned), oldest first."""
+        cursor = self.db.execute("SELECT payload FROM outbox WHERE status = ? ORDER BY seq", [status])
+        for row in cursor:
+            yield json.loads(row[0])
 
     def pending_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
