@@ -127,9 +127,12 @@ def cmd_rules_train(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if not 0 <= args.holdout < 1:
         raise InputError("--holdout must be at least 0 and less than 1")
+    if args.prior < 0:
+        raise InputError("--prior must be at least 0")
     sources = [Path(p).name for p in [*args.labelled, *args.ordinary]]
     try:
-        model = train(examples, c=args.c, min_df=args.min_df, holdout=args.holdout, sources=sources)
+        model = train(examples, c=args.c, min_df=args.min_df, holdout=args.holdout, sources=sources,
+                      prior=args.prior)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     out = Path(args.out)
@@ -349,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep this share of the ordinary texts out of training, to measure false alarms on")
     q.add_argument("--c", type=float, default=30.0, help="inverse regularisation strength (default 30)")
     q.add_argument("--min-df", type=int, default=2, help="ignore words in fewer posts than this (default 2)")
+    q.add_argument("--prior", type=float, default=0.0,
+                   help="weight of a short text's evidence: a mass added to every text's norm (default 0)")
     q.set_defaults(func=cmd_rules_train)
     q = rules_sub.add_parser("examples", help="posts the daemon has seen, as training examples to label",
                              description="Write, as JSON Lines for `rules train`, the example posts of the "

@@ -175,7 +175,7 @@ def test_engine_benchmark_runs_small_and_counts_calls(tmp_path):
 def test_rules_benchmark_reports_recall_false_alarms_and_recordings(tmp_path, capsys):
     assert bench("bench_rules").main(["--vader-data", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 0
     data = result(tmp_path, "rules")
-    assert set(data["posts"]) == {f"round{i}" for i in range(1, 12)} | {"background"}
+    assert set(data["posts"]) == {f"round{i}" for i in range(1, 12)} | {"background", "short"}
     crisis = data["posts"]["round11"]["person-in-crisis"]
     assert crisis["positives"] == 60 and 0 <= crisis["caught"] <= 60
     assert data["posts"]["background"]["crime-tip"]["positives"] == 0

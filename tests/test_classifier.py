@@ -101,6 +101,23 @@ def test_scores_follow_the_formula_of_the_model_file(tmp_path):
     known = [data["weights"][g] for g in grams(feats) if g in data["weights"]]
     z = data["bias"][0] + sum(row[0] * row[1] for row in known) / math.sqrt(sum(row[0] ** 2 for row in known))
     assert load_model(path).score(feats, "pet") == pytest.approx(1 / (1 + math.exp(-z)))
+    # with a prior, every text carries that much more mass in its norm
+    data = json.loads(trained(tmp_path, prior=40.0).read_text())
+    assert data["prior"] == 40.0
+    known = [data["weights"][g] for g in grams(feats) if g in data["weights"]]
+    z = data["bias"][0] + sum(row[0] * row[1] for row in known) / math.sqrt(sum(row[0] ** 2 for row in known) + 40)
+    assert load_model(path).score(feats, "pet") == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def test_a_prior_makes_a_few_words_weigh_less(tmp_path):
+    """The same training set with a prior: a two-word post reads less like the label, a whole post hardly less."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain, with_prior = load_model(trained(tmp_path / "a")), load_model(trained(tmp_path / "b", prior=40.0))
+    short, long = features("lost cat"), features("lost cat, grey tabby, last seen near elm street, please share")
+    short_drop = plain.score(short, "pet") - with_prior.score(short, "pet")
+    assert short_drop > 0.05
+    assert abs(with_prior.score(long, "pet") - plain.score(long, "pet")) < short_drop
     # handles and numbers are read as one word each, whoever and whatever they are
     assert grams(features("@SgtRivera saw 3 cats")) == grams(features("@someone_else saw 12 cats"))
 

@@ -51,9 +51,9 @@ def test_match_rules_rarely_fire_on_text_they_were_not_written_for():
     fired = bench_rules.vader_false_alarms(bench_rules.single_post_rules(rules), unseen)
     # Measured when the classifier joined the term lists (before, on all 23,703 texts: 4, 0, 2):
     # hyperbole ("this film nearly provoked me to take my own life") and evenings ("i am going to
-    # miss heroes tonight", "please perform this for me tonight"): about 1 in 850 ordinary texts.
-    assert len(fired["person-in-crisis"]) <= 14, fired["person-in-crisis"]
-    assert len(fired["threat-against-officers"]) <= 2, fired["threat-against-officers"]
+    # miss heroes tonight", "please perform this for me tonight"): about 1 in 1,000 ordinary texts.
+    assert len(fired["person-in-crisis"]) <= 12, fired["person-in-crisis"]
+    assert len(fired["threat-against-officers"]) <= 1, fired["threat-against-officers"]
     assert len(fired["crime-tip"]) <= 2, fired["crime-tip"]
 
 
@@ -88,10 +88,13 @@ FLOORS = {
     ("round9", "crime-tip"): (0.96, 2),
     ("round10", "person-in-crisis"): (0.97, 1), ("round10", "threat-against-officers"): (0.97, 0),
     ("round10", "crime-tip"): (0.97, 9),
-    ("round11", "person-in-crisis"): (0.56, 7), ("round11", "threat-against-officers"): (0.36, 0),
+    ("round11", "person-in-crisis"): (0.58, 7), ("round11", "threat-against-officers"): (0.34, 0),
     ("round11", "crime-tip"): (0.68, 0),
-    ("background", "person-in-crisis"): (0.0, 1), ("background", "threat-against-officers"): (0.0, 0),
+    ("background", "person-in-crisis"): (0.0, 2), ("background", "threat-against-officers"): (0.0, 0),
     ("background", "crime-tip"): (0.0, 1),
+    # 400 short everyday posts ("sushi tonight? I'm buying"): used to choose the classifier's prior.
+    ("short", "person-in-crisis"): (0.0, 0), ("short", "threat-against-officers"): (0.0, 0),
+    ("short", "crime-tip"): (0.0, 0),
 }
 
 

@@ -10,9 +10,11 @@ The model is a one-against-the-rest logistic regression per label over TF-IDF fe
 as JSON (no pickles, nothing executed): per word or word pair its idf and its weight for each
 label, and a bias per label. A text's score for a label is
 
-    1 / (1 + exp(-(bias + sum(weight * idf) / sqrt(sum(idf ** 2)))))
+    1 / (1 + exp(-(bias + sum(weight * idf) / sqrt(sum(idf ** 2) + prior))))
 
-over the words and word pairs of the text that the model knows (each counted once). Words are
+over the words and word pairs of the text that the model knows (each counted once). The `prior`
+(0 unless trained with one) is a mass every text carries: a short text's few words weigh less, so
+that "sorry I'm late tonight" needs more than two words that crisis posts use to read like one. Words are
 those of `features()`, so case, apostrophes and hashtags are read as the term filters read them;
 every @handle is the same word "@", every hashtag "#" and every number "0", so that a model
 trained on one service's handles, campaigns and street numbers applies to another's.
@@ -59,8 +61,9 @@ class TextModel:
     `weights` over, rows rewritten in place.)"""
 
     def __init__(self, labels: list[str], bias: list[float], weights: dict[str, list[float]],
-                 trained: dict[str, Any] | None = None, path: Path | None = None) -> None:
+                 trained: dict[str, Any] | None = None, path: Path | None = None, prior: float = 0.0) -> None:
         self.labels = list(labels)
+        self.prior = prior
         self.bias = list(bias)
         self.trained = trained or {}
         self.path = path
@@ -86,7 +89,7 @@ class TextModel:
         known = [row for row in map(self._grams.get, grams(feats)) if row is not None]
         if known:
             columns = list(zip(*known))  # idf squared, then each label's weight * idf
-            norm = math.sqrt(sum(columns[0]))
+            norm = math.sqrt(sum(columns[0]) + self.prior)
             sums = [sum(column) / norm for column in columns[1:]]
         else:
             sums = [0.0] * len(self.labels)
@@ -103,7 +106,7 @@ class TextModel:
         found = [(gram, row) for gram in grams(feats) if (row := self._grams.get(gram)) is not None]
         if not found:
             return []
-        norm = math.sqrt(sum(row[0] for _, row in found))
+        norm = math.sqrt(sum(row[0] for _, row in found) + self.prior)
         return sorted((Contribution(gram, row[i] / norm) for gram, row in found), key=lambda c: -c.weight)
 
 
@@ -149,7 +152,10 @@ def model_from_json(data: Any, path: Path | None = None) -> TextModel:
         if not (isinstance(row, list) and len(row) == width and all(isinstance(x, (int, float)) for x in row)
                 and row[0] > 0):
             raise ModelError(f"{where}: the weights of {gram!r} are not an idf and one weight per label")
-    return TextModel(labels, [float(b) for b in bias], weights, data.get("trained"), path)
+    prior = data.get("prior", 0.0)
+    if not isinstance(prior, (int, float)) or prior < 0:
+        raise ModelError(f"{where}: prior must be a number at least 0")
+    return TextModel(labels, [float(b) for b in bias], weights, data.get("trained"), path, float(prior))
 
 
 def sigmoid(z: float) -> float:

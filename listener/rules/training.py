@@ -84,7 +84,7 @@ def held_out(text: str, share: float) -> bool:
 
 
 def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float = 0.0,
-          sources: Sequence[str] = ()) -> dict[str, Any]:
+          sources: Sequence[str] = (), prior: float = 0.0) -> dict[str, Any]:
     """The model (as written to its file) for every label of `examples` but `none`."""
     labels = sorted({label for _, label in examples.labelled} - {NO_LABEL})
     if not labels:
@@ -101,7 +101,7 @@ def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float =
     n = len(docs)
     # rounded as stored, so that the model scores as it was trained
     idf = [round(math.log((1 + n) / (1 + df[g])) + 1, 4) for g in vocab]
-    rows = [_row(doc, index, idf) for doc in docs]
+    rows = [_row(doc, index, idf, prior) for doc in docs]
     bias: list[float] = []
     weights: list[list[float]] = []
     for label in labels:
@@ -115,9 +115,14 @@ def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float =
     counts = {label: sum(lab == label for _, lab in examples.labelled) for label in labels + [NO_LABEL]}
     trained = {"labelled": counts, "ordinary": len(ordinary), "ordinary_held_out": holdout,
                "c": c, "min_df": min_df, "sources": list(sources)}
+    if prior:
+        trained["prior"] = prior
     table = {g: [idf[i], *(w[i] for w in weights)] for i, g in enumerate(vocab)}
-    return {"format": FORMAT, "version": VERSION, "labels": labels, "bias": bias, "trained": trained,
-            "weights": table}
+    model = {"format": FORMAT, "version": VERSION, "labels": labels, "bias": bias, "trained": trained,
+             "weights": table}
+    if prior:
+        model["prior"] = prior
+    return model
 
 
 def write_model(model: dict[str, Any], path: Path) -> None:
@@ -130,11 +135,11 @@ def write_model(model: dict[str, Any], path: Path) -> None:
 Row = tuple[tuple[int, float], ...]
 
 
-def _row(doc: list[str], index: dict[str, int], idf: list[float]) -> Row:
+def _row(doc: list[str], index: dict[str, int], idf: list[float], prior: float = 0.0) -> Row:
     ids = sorted(index[g] for g in doc if g in index)
     if not ids:
         return ()
-    norm = math.sqrt(sum(idf[i] * idf[i] for i in ids))
+    norm = math.sqrt(sum(idf[i] * idf[i] for i in ids) + prior)
     return tuple((i, idf[i] / norm) for i in ids)
 
 
