@@ -13,8 +13,8 @@ label, and a bias per label. A text's score for a label is
     1 / (1 + exp(-(bias + sum(weight * idf) / sqrt(sum(idf ** 2) + prior))))
 
 over the words and word pairs of the text that the model knows (each counted once). The `prior`
-(0 unless trained with one) is a mass every text carries: a short text's few words weigh less, so
-that "sorry I'm late tonight" needs more than two words that crisis posts use to read like one. Words are
+(0 unless trained with one) is a mass every text carries: a short text's few words weigh less
+("sushi tonight? I'm buying" is not a crisis post for its "tonight" and "I'm"). Words are
 those of `features()`, so case, apostrophes and hashtags are read as the term filters read them;
 every @handle is the same word "@", every hashtag "#" and every number "0", so that a model
 trained on one service's handles, campaigns and street numbers applies to another's.
