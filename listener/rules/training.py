@@ -5,10 +5,9 @@ of no class, best a hard one: hyperbole, news, worry about someone else) and ord
 (everyday posts about anything, which teach the model what the rest of the world writes). For
 each label other than `none` it fits a logistic regression of "this label against everything
 else" over the TF-IDF features of `classifier.grams`, with classes weighted to count alike and
-an L2 penalty (scikit-learn's `LogisticRegression(C=c, class_weight="balanced")` on the same
-features finds the same model), by L-BFGS in plain Python: a few seconds a label for thousands
-of posts, with no numerical library to install. The same files give the same model, byte for
-byte.
+an L2 penalty (the objective of scikit-learn's `LogisticRegression(C=c, class_weight="balanced")`),
+minimised by L-BFGS in plain Python: a few seconds a label for thousands of posts, with no
+numerical library to install. The same files give the same model, byte for byte.
 
 `holdout` keeps a share of the ordinary texts out of training, chosen by a hash of each text, and
 records it in the model, so that a benchmark can count false alarms on texts the model never saw
