@@ -132,7 +132,7 @@ def cmd_rules_train(args: argparse.Namespace) -> int:
     sources = [Path(p).name for p in [*args.labelled, *args.ordinary]]
     try:
         model = train(examples, c=args.c, min_df=args.min_df, holdout=args.holdout, sources=sources,
-                      prior=args.prior)
+                      prior=args.prior, progress=lambda what: print(what, file=sys.stderr, flush=True))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     out = Path(args.out)

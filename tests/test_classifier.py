@@ -163,6 +163,7 @@ def test_rules_train_on_the_command_line(tmp_path):
     out = tmp_path / "pets.json"
     result = run_cli("rules", "train", str(labelled), "--ordinary", str(ordinary), "--out", str(out), "--min-df", "1")
     assert result.returncode == 0, result.stderr
+    assert "training 'pet': 8 posts against 12" in result.stderr  # what it is doing, as it goes
     assert "pet (8 posts)" in result.stderr and "6 posts labelled none" in result.stderr
     assert load_model(out).labels == ["pet"]
     # a file of one class only cannot make a model: said plainly, nothing written

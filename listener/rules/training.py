@@ -83,8 +83,10 @@ def held_out(text: str, share: float) -> bool:
 
 
 def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float = 0.0,
-          sources: Sequence[str] = (), prior: float = 0.0) -> dict[str, Any]:
-    """The model (as written to its file) for every label of `examples` but `none`."""
+          sources: Sequence[str] = (), prior: float = 0.0,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The model (as written to its file) for every label of `examples` but `none`; `progress` is
+    told what is being done (training a label takes seconds)."""
     labels = sorted({label for _, label in examples.labelled} - {NO_LABEL})
     if not labels:
         raise ValueError(f"no labelled posts (every post is labelled {NO_LABEL!r} or there are none)")
@@ -108,6 +110,9 @@ def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float =
         positives = sum(y)
         if positives == 0 or positives == n:
             raise ValueError(f"label {label!r} needs posts both with and without it")
+        if progress is not None:
+            progress(f"training {label!r}: {positives} posts against {n - positives:,}, "
+                     f"{len(vocab):,} words and word pairs")
         w = _fit(rows, y, len(vocab), c, balance=(n / (2 * positives), n / (2 * (n - positives))))
         weights.append([round(x, 4) for x in w[:-1]])
         bias.append(round(w[-1], 4))
