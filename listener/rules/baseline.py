@@ -92,6 +92,12 @@ class BaselineValue:
     reason: str = ""
 
 
+def usable_mean(base: BaselineValue, min_mentions: int) -> float | None:
+    """The usual mean a sentiment-shift rule compares with, or None while it cannot be used: the
+    baseline is not ready, or was computed from fewer than `min_mentions` mentions."""
+    return base.mean if base.ready and base.mentions >= min_mentions else None
+
+
 def trailing(history: History, now_ts: float, window_s: float, period_s: float) -> BaselineValue:
     """The preceding `period_s` before the window, scaled to one window."""
     end = now_ts - window_s

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from listener.rules.baseline import BaselineValue, usable_mean
 from listener.rules.model import BaselineRule, Condition, SentimentShiftRule, SpikeRule, ThresholdRule
 from listener.rules.state import GroupState
 
@@ -63,7 +64,7 @@ def condition_bound(c: Condition) -> Bound:
     return lambda s: max(0.0, (part(s) - t * len(s.window)) / (1 - t))
 
 
-def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, float | None], object] | None,
+def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, float | None], BaselineValue] | None,
                        width_s: float) -> Callable[[GroupState, float, float | None], float] | None:
     """For a window rule: when a group with nothing open must next be looked at, if nothing arrives:
     the first departure from its window that could make the rule hold (NEVER: none could).
@@ -91,9 +92,8 @@ def compile_first_look(rule: object, baseline_of: Callable[[GroupState, float, f
 
         def shift_first(s: GroupState, now: float, first_ts: float | None) -> float:
             next_bucket = _next_bucket(s, now, window_s, width_s)
-            base = baseline_of(s, now, first_ts)
-            mean = base.mean  # type: ignore[attr-defined]
-            if not base.ready or mean is None or base.mentions < min_baseline:  # type: ignore[attr-defined]
+            mean = usable_mean(baseline_of(s, now, first_ts), min_baseline)
+            if mean is None:
                 return next_bucket  # quiet for lack of history until the baseline is looked at again
             return min(shift_departure(s, mean, drop, window_s), next_bucket)
 

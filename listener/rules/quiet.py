@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from listener.rules.baseline import BaselineValue
+from listener.rules.baseline import BaselineValue, usable_mean
 from listener.rules.drains import shift_departure
 from listener.rules.model import RuleBase, SentimentShiftRule, SpikeRule
 from listener.rules.state import GroupState
@@ -62,10 +62,10 @@ def compile_quiet(rule: RuleBase, holds_now: Holds, baseline_of: BaselineOf, wid
             return state.draining
         if not timer_stands(state, now) or holds_now(state, now, first_ts):
             return False
-        base = baseline_of(state, now, first_ts)
-        if not base.ready or base.mean is None or base.mentions < min_baseline:
+        mean = usable_mean(baseline_of(state, now, first_ts), min_baseline)
+        if mean is None:
             return True  # (it lacks history: it is next looked at in a later bucket)
         # Its next look: the departure that could bring the mean down far enough, or a later bucket.
-        return state.timer_due <= shift_departure(state, base.mean, drop, window_s)
+        return state.timer_due <= shift_departure(state, mean, drop, window_s)
 
     return shift_quiet

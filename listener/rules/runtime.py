@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 from listener.duration import format_span
 from listener.mention import Mention
 from listener.rules.alerting import Check, check as _check, num as _num
-from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing
+from listener.rules.baseline import BaselineValue, History, bucket_width_s, seasonal, trailing, usable_mean
 from listener.rules.drains import compile_first_look
 from listener.rules.filters import (
     Explainer, Predicate, RegexBank, choose_need, compile_explainer, compile_free, compile_match, compile_poll_match,
@@ -331,19 +331,20 @@ def verdict(rt: RuleRuntime, state: GroupState, now: float,
                                      f"baseline + {rule.min_mads:g} MAD ({base.mad:.1f})"))
         return all(c["met"] for c in checks), metrics, checks
     assert isinstance(rule, SentimentShiftRule)
-    if not base.ready or base.mean is None or base.mentions < rule.min_baseline_count:
+    usual = usable_mean(base, rule.min_baseline_count)
+    if usual is None:
         reason = shift_unready_reason(base, rule.min_baseline_count)
         return _unready(rt, reason, count >= rule.min_count), metrics, []
     mean = metrics["mean_compound"]
-    drop = None if mean is None else round(base.mean - mean, 4)
-    metrics["baseline"] = round(base.mean, 4)
+    drop = None if mean is None else round(usual - mean, 4)
+    metrics["baseline"] = round(usual, 4)
     metrics["drop"] = drop
     if base.mean_mad is not None:
         metrics["baseline_mad"] = round(base.mean_mad, 4)
     checks = [
         _check("count", ">=", rule.min_count, count, "min_count"),
         _check("drop", ">=", rule.drop, drop,
-               f"mean {_num(mean)} against the usual {base.mean:+.2f}, {rule.baseline.describe()}"),
+               f"mean {_num(mean)} against the usual {usual:+.2f}, {rule.baseline.describe()}"),
     ]
     return all(c["met"] for c in checks), metrics, checks
 
@@ -576,9 +577,10 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
             if count < shift_min:
                 return False
             base = baseline(rt, state, now, first_ts)
-            if not base.ready or base.mean is None or base.mentions < min_baseline:
+            usual = usable_mean(base, min_baseline)
+            if usual is None:
                 return _unready(rt, shift_unready_reason(base, min_baseline), True)
-            return round(base.mean - round(state.sum_e4 / (count * 10000), 4), 4) >= drop
+            return round(usual - round(state.sum_e4 / (count * 10000), 4), 4) >= drop
 
         return shift_holds
     if isinstance(rule, FlatlineRule):  # asked on every mention the rule takes: the cheap test first
