@@ -163,7 +163,7 @@ def unseen_share(rules: list[RuleBase]) -> float:
     """The share of ordinary texts that no classifier the rules use was trained on (1.0 without
     classifiers): each model records the share it held out, chosen by `held_out`."""
     shares = [load_model(c.model_path()).trained.get("ordinary_held_out", 0.0)
-              for r in rules for c in r.match.classifiers()]
+              for r in rules for c in r.classifiers()]
     return min(shares, default=1.0)
 
 

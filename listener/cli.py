@@ -160,7 +160,7 @@ def cmd_rules_examples(args: argparse.Namespace) -> int:
     if not labels:  # the rules that ask a classifier, with the label they ask it about
         paths = args.rules or load_config(args.config).rule_paths()
         for r in load_rules(paths).rules:
-            found = [c.label for c in r.match.classifiers()]
+            found = [c.label for c in r.classifiers()]
             if found:
                 labels[r.id] = found[0]
     since = None

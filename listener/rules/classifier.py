@@ -67,6 +67,7 @@ class TextModel:
         self.bias = list(bias)
         self.trained = trained or {}
         self.path = path
+        self.stamp: tuple[int, int] | None = None  # the file's modification time and size, when read from one
         # gram -> (idf squared, weight * idf for each label): what scoring adds up. Made in place, a
         # row at a time, so that reading a model of tens of thousands of grams holds one copy of it.
         self._grams: dict[str, tuple[float, ...]] = weights  # type: ignore[assignment]
@@ -133,6 +134,7 @@ def load_model(path: str | Path) -> TextModel:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read the model {path}: {exc}") from None
     model = model_from_json(data, path)
+    model.stamp = stamp
     _loaded[path] = (stamp, model)
     return model
 

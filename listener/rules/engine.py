@@ -591,10 +591,5 @@ def same_definition(a: RuleBase, b: RuleBase) -> bool:
     """Whether two rules decide the same way (they may differ in what their alerts say): the same
     definition, and the same version of each classifier model they read."""
     return (type(a) is type(b) and a.model_dump(exclude=set(PRESENTATION)) == b.model_dump(exclude=set(PRESENTATION))
-            and _model_stamps(a) == _model_stamps(b))
-
-
-def _model_stamps(rule: RuleBase) -> list[tuple[int, int] | None]:
-    flag = getattr(rule, "flag", None)
-    return [c.stamp for block in (rule.match, flag) if block is not None for c in block.classifiers()]
+            and [c.stamp for c in a.classifiers()] == [c.stamp for c in b.classifiers()])
 

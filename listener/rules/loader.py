@@ -95,12 +95,11 @@ def _locate_model(classifier: Classifier, rule_file: Path) -> tuple[str, str] | 
     path = (rule_file.parent / classifier.model).resolve()
     try:
         model = load_model(path)
-        stat = path.stat()
-    except (ModelError, OSError) as exc:
+    except ModelError as exc:
         return "model", f"classifier model: {exc}"
     if classifier.label not in model.labels:
         near = difflib.get_close_matches(classifier.label, model.labels, n=1)
         hint = f", did you mean {near[0]!r}?" if near else f" ({', '.join(model.labels)})"
         return "label", f"classifier label {classifier.label!r} is not one of the model's labels{hint}"
-    classifier.located(path, (stat.st_mtime_ns, stat.st_size))
+    classifier.located(path, model.stamp)
     return None

@@ -128,7 +128,7 @@ class Classifier(Strict):
     def model_path(self) -> Path:
         return self._path if self._path is not None else Path(self.model)
 
-    def located(self, path: Path, stamp: tuple[int, int]) -> None:
+    def located(self, path: Path, stamp: tuple[int, int] | None) -> None:
         self._path, self._stamp = path, stamp
 
     @property
@@ -273,6 +273,11 @@ class RuleBase(Strict):
     def needs_history_s(self) -> float:
         """How much event time the rule must have seen before it may fire (0: none)."""
         return 0.0
+
+    def classifiers(self) -> list[Classifier]:
+        """Every classifier filter the rule asks, in its match block and its flag filter."""
+        flag: Match | None = getattr(self, "flag", None)
+        return self.match.classifiers() + (flag.classifiers() if flag is not None else [])
 
 
 class MatchRule(RuleBase):
