@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -145,11 +146,18 @@ def cmd_rules_train(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_examples(args: argparse.Namespace) -> int:
-    from listener.config import load_config
+    from listener.config import LoadedConfig, load_config
     from listener.examples import alert_examples, ordinary_examples
-    from listener.mention import parse_time
     from listener.rules import load_rules
     from listener.store import Store
+
+    loaded: LoadedConfig | None = None
+
+    def config() -> LoadedConfig:  # read only if --rules or --db leaves something to find there
+        nonlocal loaded
+        if loaded is None:
+            loaded = load_config(args.config)
+        return loaded
 
     labels: dict[str, str] = {}
     for item in args.rule:
@@ -158,15 +166,13 @@ def cmd_rules_examples(args: argparse.Namespace) -> int:
             raise InputError(f"--rule {item!r}: write RULE=LABEL, e.g. person-in-crisis=crisis")
         labels[rule] = label
     if not labels:  # the rules that ask a classifier, with the label they ask it about
-        paths = args.rules or load_config(args.config).rule_paths()
+        paths = args.rules or config().rule_paths()
         for r in load_rules(paths).rules:
             found = [c.label for c in r.classifiers()]
             if found:
                 labels[r.id] = found[0]
-    since = None
-    if args.since:
-        since = parse_time(args.since if "T" in args.since else f"{args.since}T00:00:00Z", "--since")
-    db = args.db or load_config(args.config).store_path()
+    since = _moment(args.since, "--since") if args.since else None
+    db = args.db or config().store_path()
     if not Path(db).is_file():
         raise InputError(f"{db}: no such store")
     store = Store(db)
@@ -221,16 +227,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_purge(args: argparse.Namespace) -> int:
-    from listener.config import load_config
+def _moment(value: str, option: str) -> datetime:
+    """A date (midnight UTC) or an ISO 8601 time given on the command line."""
     from listener.mention import parse_time
-    from listener.store import Store
 
     try:
-        before = parse_time(args.before if "T" in args.before else f"{args.before}T00:00:00Z", "--before")
+        return parse_time(value if "T" in value else f"{value}T00:00:00Z", option)
     except InputError as exc:
         hint = "write a date like 2026-10-01 or a time like 2026-10-01T12:00:00Z"
-        raise InputError(f"--before: {exc} ({hint})") from None
+        raise InputError(f"{option}: {exc} ({hint})") from None
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from listener.config import load_config
+    from listener.store import Store
+
+    before = _moment(args.before, "--before")
     db = args.db or load_config(args.config).store_path()
     store = Store(db)
     try:

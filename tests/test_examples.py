@@ -60,5 +60,7 @@ def test_chosen_rules_labels_and_dates(tmp_path):
     assert rows == []  # nothing from that date on
     result = run_cli("rules", "examples", "--db", str(db), "--rule", "person-in-crisis")
     assert result.returncode != 0 and "write RULE=LABEL" in result.stderr
+    result = run_cli("rules", "examples", "--db", str(db), "--rule", "a=b", "--since", "last week")
+    assert result.returncode != 0 and "--since" in result.stderr and "write a date like 2026-10-01" in result.stderr
     result = run_cli("rules", "examples", "--db", str(tmp_path / "absent.db"), "--rule", "a=b")
     assert result.returncode != 0 and "no such store" in result.stderr
