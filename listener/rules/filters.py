@@ -12,6 +12,7 @@ from listener.rules.model import Classifier, Match
 from listener.rules.terms import STOPWORDS
 from listener.rules.text import TOKEN, TextFeatures, features
 
+
 def _term_tokens(term: str) -> list[str]:
     """A rule's term as the tokens `features()` makes of a text: case-folded, straight apostrophes."""
     return TOKEN.findall(term.casefold().replace("’", "'"))
@@ -251,8 +252,9 @@ def split_free(match: Match, bank: RegexBank) -> tuple[Match, Match] | None:
     second: the engine rules out most texts by their words and asks only the free branches about them."""
     if not match.any_of or match.any or match.all or match.regex:
         return None
-    needing = [b for b in match.any_of if text_need(b, bank) is not None]
-    free = [b for b in match.any_of if text_need(b, bank) is None]
+    needs = [(b, text_need(b, bank)) for b in match.any_of]
+    needing = [b for b, need in needs if need is not None]
+    free = [b for b, need in needs if need is None]
     if not needing or not free:
         return None
     return match.model_copy(update={"any_of": needing}), match.model_copy(update={"any_of": free})
