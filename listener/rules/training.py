@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from listener.rules.classifier import FORMAT, VERSION, grams, sigmoid
 from listener.rules.text import features
@@ -36,11 +36,19 @@ class Examples:
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong", each line skipped
 
 
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a file that are not blank. Split on line feeds only: a JSON string or a
+    corpus text may hold other line breaks (U+2028, form feeds) that `splitlines` would cut at."""
+    raw = path.read_text(encoding="utf-8-sig", errors="replace")
+    for number, line in enumerate(raw.split("\n"), 1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield number, line
+
+
 def read_labelled(paths: Iterable[Path], into: Examples) -> None:
     for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for number, line in _lines(path):
             try:
                 post = json.loads(line)
                 text, label = post["text"], post["label"]
@@ -56,11 +64,7 @@ def read_ordinary(paths: Iterable[Path], into: Examples) -> None:
     """Ordinary texts: JSON Lines with a `text` (`.jsonl`), or one text per line, where a line of
     three tab-separated columns is VADER's rated corpora's id, rating and text."""
     for path in paths:
-        raw = path.read_text(encoding="utf-8-sig", errors="replace")
-        for number, line in enumerate(raw.split("\n"), 1):  # (texts may hold other line breaks)
-            line = line.rstrip("\r")
-            if not line.strip():
-                continue
+        for number, line in _lines(path):
             if path.suffix == ".jsonl":
                 try:
                     text = json.loads(line)["text"]
@@ -119,8 +123,6 @@ def train(examples: Examples, c: float = 30.0, min_df: int = 2, holdout: float =
     counts = {label: sum(lab == label for _, lab in examples.labelled) for label in labels + [NO_LABEL]}
     trained = {"labelled": counts, "ordinary": len(ordinary), "ordinary_held_out": holdout,
                "c": c, "min_df": min_df, "sources": list(sources)}
-    if prior:
-        trained["prior"] = prior
     table = {g: [idf[i], *(w[i] for w in weights)] for i, g in enumerate(vocab)}
     model = {"format": FORMAT, "version": VERSION, "labels": labels, "bias": bias, "trained": trained,
              "weights": table}
