@@ -146,13 +146,13 @@ def test_the_training_sets_ordinary_texts_leave_out_the_held_out_share(tmp_path)
 def test_reading_training_files_reports_and_skips_bad_lines(tmp_path):
     labelled = tmp_path / "l.jsonl"
     labelled.write_text('{"text": "lost dog", "label": "pet"}\nnot json\n{"text": "no label"}\n\n'
-                        '{"text": "lost cat", "label": "pet"}\n')
+                        '{"text": "lost cat", "label": "pet"}\n{"text": "lost\u2028bird", "label": "pet"}\n')
     vader = tmp_path / "v.txt"
     vader.write_text("id_1\t1.5\tsunny day\ttabs and all\nid_2\t-2\ta bad day\r\njust a line\n")
     ex = Examples()
     read_labelled([labelled], ex)
     read_ordinary([vader], ex)
-    assert ex.labelled == [("lost dog", "pet"), ("lost cat", "pet")]
+    assert ex.labelled == [("lost dog", "pet"), ("lost cat", "pet"), ("lost\u2028bird", "pet")]  # (a line break in JSON)
     assert ex.problems == [f"{labelled}:2: not a JSON object with a text and a label; skipped",
                            f"{labelled}:3: not a JSON object with a text and a label; skipped"]
     assert ex.ordinary == ["sunny day\ttabs and all", "a bad day", "just a line"]
