@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from listener.mention import parse_time
+from listener.mention import Mention, parse_time
 from listener.store import Store
 
 
@@ -53,7 +53,7 @@ def ordinary_examples(store: Store, count: int, since: datetime | None = None, s
                       leave_out: set[str] | None = None) -> list[Example]:
     """`count` mentions drawn at random (the same ones for the same seed), oldest first, labelled none."""
     rng = random.Random(seed)
-    chosen: list[tuple[int, Any]] = []
+    chosen: list[tuple[int, Mention]] = []
     seen = 0
     skip = leave_out or set()
     for m in store.mentions_since(since.timestamp() if since is not None else float("-inf")):
