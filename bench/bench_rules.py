@@ -35,7 +35,6 @@ from listener.backtest import run_backtest
 from listener.mention import Mention
 from listener.paths import SHIPPED_RULES
 from listener.rules import load_rules
-from listener.rules.classifier import load_model
 from listener.rules.filters import Predicate, RegexBank, compile_match, features
 from listener.rules.model import RuleBase
 from listener.rules.training import held_out
@@ -162,7 +161,7 @@ def vader_texts(data: Path) -> list[str] | None:
 def unseen_share(rules: list[RuleBase]) -> float:
     """The share of ordinary texts that no classifier the rules use was trained on (1.0 without
     classifiers): each model records the share it held out, chosen by `held_out`."""
-    shares = [load_model(c.model_path()).trained.get("ordinary_held_out", 0.0)
+    shares = [c.text_model().trained.get("ordinary_held_out", 0.0)
               for r in rules for c in r.classifiers()]
     return min(shares, default=1.0)
 

@@ -152,7 +152,7 @@ def test_reading_training_files_reports_and_skips_bad_lines(tmp_path):
     ex = Examples()
     read_labelled([labelled], ex)
     read_ordinary([vader], ex)
-    assert ex.labelled == [("lost dog", "pet"), ("lost cat", "pet"), ("lost\u2028bird", "pet")]  # (a line break in JSON)
+    assert ex.labelled == [("lost dog", "pet"), ("lost cat", "pet"), ("lost\u2028bird", "pet")]  # (U+2028)
     assert ex.problems == [f"{labelled}:2: not a JSON object with a text and a label; skipped",
                            f"{labelled}:3: not a JSON object with a text and a label; skipped"]
     assert ex.ordinary == ["sunny day\ttabs and all", "a bad day", "just a line"]
@@ -263,6 +263,21 @@ def test_a_retrained_model_is_a_changed_rule_on_reload(tmp_path, make_mention):
     alerts = engine.process([make_mention("has anyone seen our grey tabby? lost near elm street", at_s=0)])
     assert alerts == []
     assert load_model(model_path).score(features("lost cat near elm street"), "pet") < 0.7
+
+
+def test_a_model_broken_while_running_keeps_the_last_good_rules(tmp_path, make_mention):
+    """A half-written or corrupt model is a failed reload: located in the rule file, an operator alert,
+    and the rule keeps deciding with the model it had."""
+    model_path = trained(tmp_path)
+    (tmp_path / "pets.yaml").write_text(RULE.format(model="models/pets.json", label="pet"))
+    engine = Engine(load_rules([tmp_path]).rules)
+    model_path.write_text('{"format": "social-listener text classifier", "version": 1, "labels": [')
+    result = RuleReloader(engine, [tmp_path]).reload(0.0)
+    assert not result.ok and [a.rule for a in result.alerts] == ["listener-rules-invalid"]
+    (problem,) = result.problems
+    assert str(problem).startswith(f"{tmp_path / 'pets.yaml'}:6:31: rule 'lost-pet': classifier model: cannot read")
+    alerts = engine.process([make_mention("@CityShelter lost 2 days, tabby", at_s=0)])
+    assert [a.rule for a in alerts if a.status == "firing"] == ["lost-pet"]
 
 
 # --- the shipped model -----------------------------------------------------------------------------------

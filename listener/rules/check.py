@@ -12,7 +12,7 @@ import re2
 
 from listener.duration import format_duration, format_span
 from listener.errors import ConfigError, Problem
-from listener.rules.classifier import ModelError, load_model
+from listener.rules.classifier import ModelError
 from listener.rules.loader import RuleSet, load_rules
 from listener.rules.model import (
     BaselineRule, Classifier, FlatlineRule, Match, MatchRule, RuleBase, SentimentShiftRule, SpikeRule, ThresholdRule,
@@ -180,7 +180,7 @@ def describe_match(match: Match) -> str:
 
 def describe_classifier(c: Classifier) -> str:
     try:
-        model = load_model(c.model_path())
+        model = c.text_model()
     except ModelError:
         return f"reading like {c.label!r} to the classifier {c.model} (score at least {c.min_score:g})"
     trained = model.trained

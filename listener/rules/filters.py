@@ -7,7 +7,6 @@ from typing import Callable
 import re2
 
 from listener.mention import Mention
-from listener.rules.classifier import load_model
 from listener.rules.model import Classifier, Match
 from listener.rules.terms import STOPWORDS
 from listener.rules.text import TOKEN, TextFeatures, features
@@ -163,7 +162,7 @@ def compile_match(match: Match, bank: RegexBank | None = None, indexed: bool = T
     if match.classifier is not None:
         # Before the term tests: most texts fail it, and its score is computed once per mention for
         # every rule that asks the same model (crisis, threats, tips), while each term test is the rule's own.
-        model = load_model(match.classifier.model_path())
+        model = match.classifier.text_model()
         label, least = model.label_index(match.classifier.label), match.classifier.min_score
         scores = model.scores
         tests.append(lambda m, f: scores(f())[label] >= least)
@@ -483,7 +482,7 @@ _PLACEHOLDERS = frozenset({"@", "#", "0"})
 def _classifier_words(classifier: Classifier, limit: int = 3) -> Callable[[TextFeatures], list[str]]:
     """The words and word pairs that did most to make a classifier's label pass, and the score:
     "pills", "tonight", "crisis 0.93"."""
-    model = load_model(classifier.model_path())
+    model = classifier.text_model()
     label, least = classifier.label, classifier.min_score
 
     def reads_like(feats: TextFeatures) -> list[str]:

@@ -101,5 +101,5 @@ def _locate_model(classifier: Classifier, rule_file: Path) -> tuple[str, str] | 
         near = difflib.get_close_matches(classifier.label, model.labels, n=1)
         hint = f", did you mean {near[0]!r}?" if near else f" ({', '.join(model.labels)})"
         return "label", f"classifier label {classifier.label!r} is not one of the model's labels{hint}"
-    classifier.located(path, model.stamp)
+    classifier.located(model)
     return None

@@ -9,7 +9,6 @@ import difflib
 import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import re2
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from listener.duration import Duration, format_duration
+from listener.rules.classifier import TextModel, load_model
 from listener.rules.template import Template, TemplateText
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -121,19 +121,24 @@ class Classifier(Strict):
         0.8, gt=0, lt=1,
         description="The least score that passes, 0..1 (higher: fewer false alarms and fewer posts caught).",
     )
-    # Where the loader found the model file, and its modification time and size when read.
-    _path: Path | None = PrivateAttr(None)
-    _stamp: tuple[int, int] | None = PrivateAttr(None)
+    # The model read for this filter (by the loader, from beside the rule file): the rule's predicate
+    # and its alerts' explanations use this one, whatever happens to the file afterwards.
+    _model: TextModel | None = PrivateAttr(None)
 
-    def model_path(self) -> Path:
-        return self._path if self._path is not None else Path(self.model)
+    def text_model(self) -> TextModel:
+        """The model this filter reads: the one the loader read for it, or else `model` read now."""
+        if self._model is None:
+            self._model = load_model(self.model)
+        return self._model
 
-    def located(self, path: Path, stamp: tuple[int, int] | None) -> None:
-        self._path, self._stamp = path, stamp
+    def located(self, model: TextModel) -> None:
+        self._model = model
 
     @property
     def stamp(self) -> tuple[int, int] | None:
-        return self._stamp
+        """The version of the model file read (its modification time and size): a retrained model
+        makes a changed rule."""
+        return self._model.stamp if self._model is not None else None
 
 
 class Match(Strict):
