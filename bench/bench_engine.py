@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from pydantic import TypeAdapter
 
+from listener import native
 from listener.demo.scenario import CHATTER, CRITICISM, DEFENDERS, THANKS
 from listener.mention import Mention
 from listener.paths import SHIPPED_RULES
@@ -165,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                              "baseline, flatline), to say what each family costs")
     parser.add_argument("--calls", type=int, default=40_000, metavar="N",
                         help="also count the Python-level calls the engine makes on the first N mentions "
-                             "(cProfile; unlike time, the same in every run, so small changes show); 0: skip")
+                             "(cProfile; unlike time, the same in every run, so small changes show); 0: skip. "
+                             "Only the pure-Python engine makes calls to count: with the compiled one, run "
+                             f"with {native.PURE_ENV}=1 to count them")
     args = parser.parse_args(argv)
 
     shipped = load_rules([args.rules]).rules
@@ -199,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     # The shipped library alone, as a deployment runs it: is the engine the bottleneck there?
     shipped_s, shipped_vader_s, _ = interleaved(Engine(shipped), scored, scorer, chunk)
 
-    calls = count_calls(rules, scored[: args.calls]) if args.calls else None
+    build = native.status()
+    pure = not build.startswith("compiled")
+    calls = count_calls(rules, scored[: args.calls]) if args.calls and pure else None
     # What each family of rules costs, in Python-level calls per mention (time differences between
     # runs drown in this machine's noise; calls do not move): all 20 rules, less the rules without it.
     families: dict[str, dict[str, Any]] = {}
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "calls_per_mention": round(calls - count_calls(rest, scored[: args.calls]), 1)}
     n = len(scored)
     result = {
-        "mentions": n, "days": args.days, "rules": len(rules), "shipped_rules": len(shipped),
+        "mentions": n, "days": args.days, "engine_build": build, "rules": len(rules), "shipped_rules": len(shipped),
         "engine_mentions_per_s": round(n / engine_s), "vader_texts_per_s": round(n / vader_s),
         "engine_s": round(engine_s, 2), "vader_s": round(vader_s, 2), "alerts": alerts,
         "shipped_only_mentions_per_s": round(n / shipped_s), "shipped_vader_texts_per_s": round(n / shipped_vader_s),
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    print(f"\nRule engine: {n} mentions, {result['rules']} rules ({len(shipped)} shipped), "
+    print(f"\nRule engine ({build}): {n} mentions, {result['rules']} rules ({len(shipped)} shipped), "
           f"{args.days:g} days of event time")
     print(f"  {'engine':<8} {result['engine_mentions_per_s']:>9,} mentions/s  "
           f"({engine_s:.1f} s, {alerts} alert messages)  engine ÷ VADER {result['ratio']:.2f}")
@@ -232,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(VADER {result['shipped_vader_texts_per_s']:,}/s in turn with it)")
     if calls is not None:
         print(f"  {'calls':<8} {calls:>9} per mention (Python-level, first {args.calls:,} mentions)")
+    elif args.calls:
+        print(f"  {'calls':<8} not counted: the compiled engine makes none that cProfile sees ({native.PURE_ENV}=1 "
+              "counts those of the pure-Python engine)")
     if families:
         print("  calls per mention each family of rules adds (all 20, less the rules without it):")
         for family, row in families.items():

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from listener import __version__
+from listener import __version__, native
 from listener.errors import ConfigError, InputError, ListenerError, Problem, PublishError
 from listener.paths import DEFAULT_CONFIG, SHIPPED_RULES
 
@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="listener",
         description="social-listener: listens to public social media and raises alerts on MQTT.",
     )
-    parser.add_argument("--version", action="version", version=f"social-listener {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"social-listener {__version__} (rule engine: {native.status()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

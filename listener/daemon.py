@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
-from listener import __version__
+from listener import __version__, native
 from listener.config import LoadedConfig, load_config
 from listener.errors import ConfigError, ListenerError, StoreError
 from listener.health import HealthServer
@@ -129,7 +129,7 @@ class Daemon:
                                     extra={"job": key})
                     jobs = sum(len(w.jobs()) for w in self.config.watches)
                     log.info("listening", extra={"version": __version__, "jobs": jobs,
-                                                 "rules": len(self.engine.rules)})
+                                                 "rules": len(self.engine.rules), "engine": native.status()})
                     self.notifier.ready(self._status_line())
                     await self.stopping.wait()
                     await self._shutdown()

@@ -15,12 +15,17 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from listener import native
 from listener.mention import Mention, Sentiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LISTENER_SHARED", ROOT.parent / "shared"))
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
+
+
+def pytest_report_header() -> str:
+    return f"rule engine: {native.status()}"
 
 def free_port() -> int:
     with socket.socket() as s:
