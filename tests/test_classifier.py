@@ -309,3 +309,22 @@ def test_the_shipped_model_reads_like_its_labels():
     assert model.score(features("i wrote letters to everyone and gave my dog away. i won't need my things"),
                        "crisis") > 0.8
     assert model.score(features("what time does the front desk open on sunday?"), "crisis") < 0.5
+
+
+def test_the_shipped_model_scores_every_labelled_post_by_the_formula_of_its_file():
+    """Scoring (which looks word pairs up without making their strings) gives what the model file's
+    formula gives over `grams()`, on every post of rules/eval, and explains with the same grams."""
+    data = json.loads((SHIPPED_RULES / "models" / "posts.json").read_text())
+    weights, prior = data["weights"], data["prior"]
+    model = load_model(SHIPPED_RULES / "models" / "posts.json")
+    texts = [json.loads(line)["text"] for path in sorted(EVAL.glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(texts) > 2000
+    for text in texts + ["", "#MetroCares #metrocares 42 ²", "@a @b @a the the the"]:
+        feats = features(text)
+        known = [(g, weights[g]) for g in grams(feats) if g in weights]
+        norm = math.sqrt(sum(row[0] ** 2 for _, row in known) + prior)
+        for i, label in enumerate(model.labels):
+            z = data["bias"][i] + sum(row[0] * row[i + 1] for _, row in known) / norm
+            assert model.score(feats, label) == pytest.approx(1 / (1 + math.exp(-z)), rel=1e-9, abs=1e-12), text
+        assert sorted(c.gram for c in model.contributions(feats, "crisis")) == sorted(g for g, _ in known)

@@ -38,13 +38,19 @@ VERSION = 1
 def grams(feats: TextFeatures) -> list[str]:
     """The words and adjacent word pairs of a text, each once, in the order they occur: every
     @handle the word "@", every hashtag "#" and every number "0"."""
+    words = placeholders(feats)
+    return list(dict.fromkeys(words + list(map(" ".join, zip(words, words[1:])))))
+
+
+def placeholders(feats: TextFeatures) -> list[str]:
+    """The words of a text in order, every @handle the word "@", every hashtag "#" and every number "0"."""
     words = feats.stream.split()
     if feats.hashtags:
         tags = frozenset(feats.hashtags)
         words = ["#" if w in tags else w for w in words]
     if "@" in feats.stream or _DIGIT.search(feats.stream):
         words = ["@" if w[0] == "@" else "0" if w.isdigit() else w for w in words]
-    return list(dict.fromkeys(words + list(map(" ".join, zip(words, words[1:])))))
+    return words
 
 
 _DIGIT = re.compile(r"\d")
@@ -57,8 +63,8 @@ class Contribution:
 
 
 class TextModel:
-    """A trained model, read from its JSON file; scores texts for each of its labels. (It takes
-    `weights` over, rows rewritten in place.)"""
+    """A trained model, read from its JSON file; scores texts for each of its labels. (It empties
+    `weights` as it reads them.)"""
 
     def __init__(self, labels: list[str], bias: list[float], weights: dict[str, list[float]],
                  trained: dict[str, Any] | None = None, path: Path | None = None, prior: float = 0.0) -> None:
@@ -68,11 +74,25 @@ class TextModel:
         self.trained = trained or {}
         self.path = path
         self.stamp: tuple[int, int] | None = None  # the file's modification time and size, when read from one
-        # gram -> (idf squared, weight * idf for each label): what scoring adds up. Made in place, a
-        # row at a time, so that reading a model of tens of thousands of grams holds one copy of it.
-        self._grams: dict[str, tuple[float, ...]] = weights  # type: ignore[assignment]
-        for gram, row in weights.items():
-            self._grams[gram] = (row[0] * row[0], *(w * row[0] for w in row[1:]))
+        # What scoring adds up, per word and per word pair: (idf squared, weight * idf for each label).
+        # By word: its own row, if it has one, and the rows of the pairs it begins, by their second
+        # word; so that scoring a text looks each of its words up once and makes no string of its pairs.
+        # Rows are built as `weights` is emptied, so that reading a model of tens of thousands of
+        # grams holds one copy of it.
+        index: dict[str, tuple[tuple[float, ...] | None, dict[str, tuple[float, ...]] | None]] = {}
+        while weights:
+            gram, row = weights.popitem()
+            scaled = (row[0] * row[0], *[w * row[0] for w in row[1:]])
+            first, _, second = gram.partition(" ")
+            own, pairs = index.get(first, (None, None))
+            if second:
+                if pairs is None:
+                    pairs = {}
+                pairs[second] = scaled
+            else:
+                own = scaled
+            index[first] = (own, pairs)
+        self._index = index
         self._last: tuple[TextFeatures, list[float]] | None = None
 
     def label_index(self, label: str) -> int:
@@ -87,16 +107,69 @@ class TextModel:
         last = self._last
         if last is not None and last[0] is feats:
             return last[1]
-        known = [row for row in map(self._grams.get, grams(feats)) if row is not None]
-        if known:
-            columns = list(zip(*known))  # idf squared, then each label's weight * idf
-            norm = math.sqrt(sum(columns[0]) + self.prior)
-            sums = [sum(column) / norm for column in columns[1:]]
+        # Added up in the order of `grams()`: its words, then its word pairs, each once (a repeated
+        # word is looked up again, and a repeated pair finds the same row again).
+        words = placeholders(feats)
+        width = len(self.labels)
+        squares = 0.0
+        sums = [0.0] * width
+        found = 0
+        index = self._index
+        seen: set[str] = set()
+        pair_rows: list[tuple[float, ...]] = []
+        after: dict[str, tuple[float, ...]] | None = None  # the pairs the previous word begins
+        for word in words:
+            if after is not None:
+                row = after.get(word)
+                if row is not None and not any(row is other for other in pair_rows):
+                    pair_rows.append(row)
+            entry = index.get(word)
+            if entry is None:
+                after = None
+                continue
+            own, after = entry
+            if own is not None and word not in seen:
+                seen.add(word)
+                found += 1
+                squares += own[0]
+                for i in range(width):
+                    sums[i] += own[i + 1]
+        for row in pair_rows:
+            found += 1
+            squares += row[0]
+            for i in range(width):
+                sums[i] += row[i + 1]
+        result: list[float] = []
+        if found:
+            norm = math.sqrt(squares + self.prior)
+            for i in range(width):
+                result.append(sigmoid(self.bias[i] + sums[i] / norm))
         else:
-            sums = [0.0] * len(self.labels)
-        result = [sigmoid(b + s) for b, s in zip(self.bias, sums)]
+            for i in range(width):
+                result.append(sigmoid(self.bias[i] + 0.0))
         self._last = (feats, result)
         return result
+
+    def _known(self, feats: TextFeatures) -> list[tuple[str, tuple[float, ...]]]:
+        """The grams of the text that the model knows, with their rows, in the order of `grams()`:
+        its words, then its word pairs, each once."""
+        words = placeholders(feats)
+        known: list[tuple[str, tuple[float, ...]]] = []
+        pairs: list[tuple[str, tuple[float, ...]]] = []
+        seen: set[str] = set()
+        after: dict[str, tuple[float, ...]] | None = None
+        for i, word in enumerate(words):
+            if after is not None:
+                row = after.get(word)
+                pair = words[i - 1] + " " + word
+                if row is not None and pair not in seen:
+                    seen.add(pair)
+                    pairs.append((pair, row))
+            own, after = self._index.get(word, (None, None))
+            if own is not None and word not in seen:
+                seen.add(word)
+                known.append((word, own))
+        return known + pairs
 
     def score(self, feats: TextFeatures, label: str) -> float:
         return self.scores(feats)[self.label_index(label)]
@@ -104,7 +177,7 @@ class TextModel:
     def contributions(self, feats: TextFeatures, label: str) -> list[Contribution]:
         """What each known word or word pair of the text added to the label's log-odds, largest first."""
         i = self.label_index(label) + 1
-        found = [(gram, row) for gram in grams(feats) if (row := self._grams.get(gram)) is not None]
+        found = self._known(feats)
         if not found:
             return []
         norm = math.sqrt(sum(row[0] for _, row in found) + self.prior)
