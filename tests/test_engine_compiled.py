@@ -293,3 +293,40 @@ def test_a_text_rule_learns_its_rarest_need_and_decides_the_same(monkeypatch, ma
     assert learnt.need_samples == 0 and learnt.need_regexes != static
     ruled_out = sum(1 for m in mentions if learnt.need_regexes.isdisjoint(learnt.regex_hits(m.text)))
     assert ruled_out == 150  # every mention without the act, where the handle ruled out none
+
+
+def test_shares_and_means_are_compared_as_alerts_show_them_rounded_to_four_places():
+    """A share or mean is compared unrounded only where rounding cannot change the answer: on both
+    sides of every bound, and where rounding does change it (14,999 of 25,000 is 0.6 as shown)."""
+    from collections import deque
+
+    from listener.rules.model import Condition
+    from listener.rules.runtime import _condition_test
+    from listener.rules.state import GroupState
+
+    def state(n: int, k: int, compound_e4: int = 0) -> GroupState:
+        s = GroupState(values={}, window=deque([None] * n))  # type: ignore[list-item]
+        s.n_neg = s.n_pos = s.n_flag = k
+        s.n_pos = min(k, n - k)
+        s.sum_e4 = compound_e4
+        return s
+
+    cases = [state(n, k, rng_sum) for n in range(1, 41) for k in range(0, n + 1)
+             for rng_sum in (-k * 3333, k * 7 - n)]
+    cases += [state(25000, 14999), state(25000, 15001), state(30000, 17998, -17998 * 10000 // 3)]
+    bounds = {round(s.n_neg / len(s.window), 4) for s in cases} | {0.6, 0.59995, 0.6001, -0.3, 0.0}
+    checked = differs = 0
+    for metric in ("share_negative", "share_positive", "share_neutral", "mean_compound", "share_flagged"):
+        for op in (">=", ">", "<=", "<", "==", "!="):
+            for bound in sorted(bounds):
+                c = Condition(metric, op, bound)
+                test = _condition_test(c)
+                for s in cases:
+                    expected = c.holds(s.value(metric))
+                    assert test(s) == expected, (metric, op, bound, len(s.window), s.n_neg, s.sum_e4)
+                    raw = {"share_negative": s.n_neg, "share_positive": s.n_pos, "share_flagged": s.n_flag,
+                           "share_neutral": len(s.window) - s.n_neg - s.n_pos}.get(metric)
+                    if raw is not None and expected != c.holds(raw / len(s.window)):
+                        differs += 1  # a case where comparing unrounded would have answered otherwise
+                    checked += 1
+    assert checked > 100_000 and differs > 0

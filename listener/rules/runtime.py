@@ -357,8 +357,8 @@ def _unready(rt: RuleRuntime, reason: str, would_look: bool) -> bool:
 def baseline(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | None) -> BaselineValue:
     history = state.history
     assert history is not None
-    cache_key = (int(now // history.width_s), history.version)
-    if state.base_key == cache_key and state.base_value is not None:
+    bucket = int(now // history.width_s)
+    if state.base_bucket == bucket and state.base_version == history.version and state.base_value is not None:
         return state.base_value  # type: ignore[no-any-return]
     rule = rt.rule
     assert isinstance(rule, BaselineRule)
@@ -374,7 +374,7 @@ def baseline(rt: RuleRuntime, state: GroupState, now: float, first_ts: float | N
             value = trailing(history, now, rule.window, rule.baseline.period)
     else:
         value = seasonal(history, now, rule.window, rule.baseline.weeks, rule.baseline.min_weeks, start)
-    state.base_key, state.base_value = cache_key, value
+    state.base_bucket, state.base_version, state.base_value = bucket, history.version, value
     return value
 
 def forgettable(rt: RuleRuntime, state: GroupState, now: float) -> bool:
@@ -520,7 +520,32 @@ def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
         if c.op == ">=":
             return lambda s: get(s) >= bound  # type: ignore[operator]
         return lambda s: op(get(s), bound)  # never None
+    raw = _raw_share(c.metric)
+    if raw is not None:  # a share or a mean: compared unrounded unless it is within rounding of the bound
+        return lambda s: (v := raw(s)) is not None and (op(v, bound) if abs(v - bound) >= ROUNDING
+                                                         else op(round(v, 4), bound))
     return lambda s: (v := get(s)) is not None and op(v, bound)
+
+
+# Metrics are compared as an alert shows them, rounded to 4 places. Rounding moves a value by at
+# most 0.00005 (and a difference of two by 0.0001): a value further than this from its bound is on
+# the same side of it rounded or not, and needs no round(), which costs more than the rest of a test.
+ROUNDING = 0.0002
+
+
+def _raw_share(name: str) -> Callable[[GroupState], float | None] | None:
+    """A share or mean metric before rounding (None for an empty window), or None for other metrics."""
+    if name == "share_negative":
+        return lambda s: s.n_neg / n if (n := len(s.window)) else 0.0
+    if name == "share_positive":
+        return lambda s: s.n_pos / n if (n := len(s.window)) else 0.0
+    if name == "share_neutral":
+        return lambda s: (n - s.n_neg - s.n_pos) / n if (n := len(s.window)) else 0.0
+    if name == "mean_compound":
+        return lambda s: s.sum_e4 / (n * 10000) if (n := len(s.window)) else None
+    if name == "share_flagged":
+        return lambda s: s.n_flag / n if (n := len(s.window)) else 0.0
+    return None
 
 
 def _all_or_any(tests: list[Callable[[GroupState], bool]], combine_all: bool) -> Callable[[GroupState], bool]:
@@ -580,7 +605,13 @@ def _compile_holds_now(rt: RuleRuntime) -> Callable[[GroupState, float, float | 
             usual = usable_mean(base, min_baseline)
             if usual is None:
                 return _unready(rt, shift_unready_reason(base, min_baseline), True)
-            return round(usual - round(state.sum_e4 / (count * 10000), 4), 4) >= drop
+            mean = state.sum_e4 / (count * 10000)
+            gap = usual - mean
+            # Decided on the values an alert shows, rounded to 4 places; rounding them moves the gap by
+            # at most 0.0001, so only a gap that close to the bound needs them (round() is slow).
+            if gap >= drop + ROUNDING or gap < drop - ROUNDING:
+                return gap >= drop
+            return round(usual - round(mean, 4), 4) >= drop
 
         return shift_holds
     if isinstance(rule, FlatlineRule):  # asked on every mention the rule takes: the cheap test first

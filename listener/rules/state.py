@@ -77,7 +77,8 @@ class GroupState:
     blocked: bool = False  # the condition held while the cooldown kept it quiet
     timer_due: float = math.inf  # the one pending timer of this group
     draining: bool = False  # waits in RuleRuntime.draining to be forgotten (it has no timer)
-    base_key: tuple[int, int] | None = None  # baseline cache: (bucket of now, history version)
+    base_bucket: int = -1  # baseline cache: the bucket of now and the history's version it was computed at
+    base_version: int = -1
     base_value: Any = None
     bucket_look: tuple[float, float] | None = None  # (history bucket of now, first departure in a later one)
     last: Mention | None = None  # the newest mention seen, to name watch/platform once the window is empty
