@@ -39,6 +39,7 @@ MODULES = (
     "listener.rules.alerting",
     "listener.rules.baseline",
     "listener.rules.classifier",
+    "listener.rules.drains",
     "listener.rules.engine",
     "listener.rules.episodes",
     "listener.rules.filters",

@@ -322,6 +322,7 @@ def test_the_shipped_model_scores_every_labelled_post_by_the_formula_of_its_file
     assert len(texts) > 2000
     for text in texts + ["", "#MetroCares #metrocares 42 ²", "@a @b @a the the the"]:
         feats = features(text)
+        assert feats.sequence == feats.stream.split()
         known = [(g, weights[g]) for g in grams(feats) if g in weights]
         norm = math.sqrt(sum(row[0] ** 2 for _, row in known) + prior)
         for i, label in enumerate(model.labels):

@@ -270,3 +270,21 @@ def test_branches_looked_up_by_their_words_decide_as_branches_tried_in_turn(make
                         for m in mentions]
             assert all(a == b for a, b in verdicts), rule.id
             assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts), rule.id
+
+
+def test_words_are_split_as_the_token_regex_splits_them():
+    """`tokens_of` (white space first, the regex only for words with more than letters and digits)
+    gives what `TOKEN.findall` gives, on every labelled post and on the awkward cases."""
+    import json
+
+    from listener.rules.text import TOKEN, tokens_of
+
+    texts = [json.loads(line)["text"] for path in sorted((SHIPPED_RULES / "eval" / "posts").glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += ["a_b c__ _x snake_case", "#tag, @h_x! ##x # @", "word.'’- x’s it's — a…b", "٣٤ ²³ ⅷ 1,000.50",
+              "emoji😂word 😂", "\u00a0a\u2003b\tc\nd", "-a- a.b. (word) \"quoted\" ...", "ça va? À BIENTÔT!",
+              "@MetroPolice: #MetroCares… https://t.co/x1?y=2 e-mail o'neil", ""]
+    assert len(texts) > 2000
+    for text in texts:
+        for folded in (text.casefold(), text.casefold().replace("’", "'")):
+            assert tokens_of(folded) == TOKEN.findall(folded), folded

@@ -44,7 +44,7 @@ def grams(feats: TextFeatures) -> list[str]:
 
 def placeholders(feats: TextFeatures) -> list[str]:
     """The words of a text in order, every @handle the word "@", every hashtag "#" and every number "0"."""
-    words = feats.stream.split()
+    words = feats.sequence
     if feats.hashtags:
         tags = frozenset(feats.hashtags)
         words = ["#" if w in tags else w for w in words]
