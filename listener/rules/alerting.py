@@ -16,7 +16,7 @@ Check = dict[str, Any]  # one bound tested: metric, op, bound, value, met (and a
 
 
 def check(metric: str, op: str, bound: float, value: float | None, note: str | None = None) -> Check:
-    c = {"metric": metric, "op": op, "bound": round(bound, 4), "value": value,
+    c = {"metric": metric, "op": op, "bound": round(float(bound), 4), "value": value,  # (15.0, compiled or not)
          "met": Condition(metric, op, bound).holds(value)}
     if note:
         c["note"] = note
