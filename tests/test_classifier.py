@@ -329,3 +329,26 @@ def test_the_shipped_model_scores_every_labelled_post_by_the_formula_of_its_file
             z = data["bias"][i] + sum(row[0] * row[i + 1] for _, row in known) / norm
             assert model.score(feats, label) == pytest.approx(1 / (1 + math.exp(-z)), rel=1e-9, abs=1e-12), text
         assert sorted(c.gram for c in model.contributions(feats, "crisis")) == sorted(g for g, _ in known)
+
+
+@pytest.mark.parametrize("width", [1, 3, 4, 5, 7])
+def test_models_of_any_number_of_labels_score_by_the_formula(width):
+    """Up to four labels are added up in locals, more in a list: the formula either way."""
+    from listener.rules.classifier import model_from_json
+
+    rng = random.Random(width)
+    texts = [json.loads(line)["text"] for line in (EVAL / "round1.jsonl").read_text(encoding="utf-8").splitlines()
+             if line.strip()][:300]
+    vocab = sorted({g for t in texts for g in grams(features(t))})
+    weights = {g: [round(rng.uniform(0.5, 6), 4), *(round(rng.gauss(0, 1), 4) for _ in range(width))]
+               for g in vocab if rng.random() < 0.7}
+    data = {"format": "social-listener text classifier", "version": 1, "labels": [f"l{i}" for i in range(width)],
+            "bias": [rng.gauss(-2, 1) for _ in range(width)], "prior": 3.0, "weights": weights}
+    model = model_from_json(json.loads(json.dumps(data)))
+    for text in texts + ["", "nothing known here zzz"]:
+        feats = features(text)
+        known = [weights[g] for g in grams(feats) if g in weights]
+        norm = math.sqrt(sum(row[0] ** 2 for row in known) + 3.0)
+        expected = [1 / (1 + math.exp(-(data["bias"][i] + sum(row[0] * row[i + 1] for row in known) / norm)))
+                    for i in range(width)]
+        assert model.scores(feats) == pytest.approx(expected, rel=1e-9, abs=1e-12), text

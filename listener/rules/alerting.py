@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import Any, Sequence
 
 from listener.alert import MAX_MATCHED, MAX_MATCHED_TEXT, Alert, cut
@@ -45,7 +46,9 @@ def build_alert(rule: RuleBase, flagged_rule: bool, key: str, state: GroupState,
         pool = []
         window_start = min(state.last_seen_ts, now)
         window_label = format_duration(round(now - window_start))
-    samples = sorted(pool, key=lambda s: (s.compound, -s.ts))[:MAX_SAMPLES]
+    # The most negative first, the newest among equals: `sorted(...)[:MAX_SAMPLES]`, without sorting a
+    # window of thousands to keep five.
+    samples = heapq.nsmallest(MAX_SAMPLES, pool, key=lambda s: (s.compound, -s.ts))
     terms = top_terms([s.text for s in pool[-300:]], exclude=_group_words(state.values)) if pool else []
     matches = tuple(tuple(cut(t, MAX_MATCHED_TEXT) for t in explainer(s)[:MAX_MATCHED]) for s in samples) \
         if explainer is not None else ()

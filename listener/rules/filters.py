@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import re2
 
@@ -83,28 +83,36 @@ class RegexBank:
     per regex. Regexes are added while rules are compiled; the first search closes the bank.
     """
 
-    __slots__ = ("_closed", "_filter", "_last_hits", "_last_text", "_patterns", "_size")
+    __slots__ = ("_closed", "_filter", "_last_hits", "_last_text", "_match", "_patterns")
 
     def __init__(self) -> None:
         self._filter = re2.Filter()
-        self._size = 0
-        self._patterns: dict[str, set[int]] = {}
+        # The binding's own Match, which takes UTF-8 bytes (the wrapper's encodes them for it, in a
+        # Python frame per call); the wrapper's where the binding is not where it was.
+        low: Any = getattr(self._filter, "_filter", None)
+        self._match: Callable[[str], list[int] | None] = (
+            (lambda text: low.Match(text.encode("utf-8"), False)) if hasattr(low, "Match") else self._filter.Match)
+        self._patterns: dict[str, int] = {}
         self._closed = False
         self._last_text: str | None = None
         self._last_hits: frozenset[int] = frozenset()
 
     def add(self, pattern: str) -> int:
-        """Register a regex (case-insensitive, as rule authors expect); returns its index."""
+        """Register a regex (case-insensitive, as rule authors expect); returns its index. A pattern
+        several rules use (a YAML anchor) is searched once, under one index."""
+        index = self._patterns.get(pattern)
+        if index is not None:
+            return index
         if self._closed:
             raise RuntimeError("a RegexBank takes no more regexes once it has searched a text")
-        index: int = self._filter.Add(pattern, _re2_options())
-        self._size += 1
-        self._patterns.setdefault(pattern, set()).add(index)
-        return index
+        added: int = self._filter.Add(pattern, _re2_options())
+        self._patterns[pattern] = added
+        return added
 
     def indices(self, pattern: str) -> frozenset[int]:
-        """The indices under which `pattern` was added (one per rule that uses it)."""
-        return frozenset(self._patterns.get(pattern, ()))
+        """The index under which `pattern` was added, as a set (empty if it was not)."""
+        index = self._patterns.get(pattern)
+        return frozenset() if index is None else frozenset((index,))
 
     def hits(self, text: str) -> frozenset[int]:
         """Indices of the regexes found in `text` (remembered for the text last asked about)."""
@@ -113,7 +121,7 @@ class RegexBank:
         if not self._closed:
             self._filter.Compile()
             self._closed = True
-        found = self._filter.Match(_regex_text(text))
+        found = self._match(_regex_text(text))
         hits = frozenset(found) if found else frozenset()
         self._last_text, self._last_hits = text, hits
         return hits
