@@ -26,7 +26,7 @@ native = runpy.run_path(str(ROOT / "listener" / "native.py"), run_name="listener
 def why_not_compile() -> str | None:
     if os.environ.get(native["PURE_ENV"], "").strip().lower() not in ("", "0", "no", "false"):
         return f"{native['PURE_ENV']} is set"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler})"
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():

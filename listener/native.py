@@ -6,7 +6,7 @@ are at hand, installing the package (`setup.py`) also compiles them with mypyc, 
 makes mypy and black fast: the same source turned into C extensions, each beside its `.py` file,
 with one shared library (`listener/_native__mypyc*.so`). Python then imports the extensions. They
 behave as the source does (the test suite runs on whichever is in use, and CI runs the engine's
-tests both ways); they are about half again as fast (bench/RESULTS.md, Rule engine).
+tests both ways); they are about twice as fast (bench/RESULTS.md, Rule engine, Tenth look).
 
 The source stays the truth. This process runs the pure-Python modules instead when
 
