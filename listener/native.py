@@ -131,7 +131,9 @@ def choose() -> str:
     """Decide, before any compiled module is imported, which this process runs; returns `status()`."""
     global _status
     if not extensions():
-        _status = "pure Python (not compiled)"
+        built = record()
+        why = built.get("reason") if built is not None and not built.get("compiled") else None
+        _status = f"pure Python (not compiled: {why})" if why else "pure Python (not compiled)"
         return _status
     if os.environ.get(PURE_ENV, "").strip().lower() not in ("", "0", "no", "false"):
         _status = f"pure Python ({PURE_ENV} is set)"
