@@ -54,7 +54,7 @@ def placeholders(feats: TextFeatures) -> list[str]:
 
 
 _DIGIT = re.compile(r"\d")
-PADDED = 4  # labels a model may have for the faster scoring (TextModel._scores_padded)
+PADDED = 4  # labels a model may have for the faster scoring (TextModel._add_padded)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class TextModel:
         # grams holds one copy of it.
         index: dict[str, tuple[tuple[float, ...] | None, dict[str, tuple[float, ...]] | None]] = {}
         # Rows of a model of up to four labels are padded to four (with zeros, which add nothing), so that
-        # scoring adds them up in four local numbers rather than in a list of numbers (see `scores`).
+        # scoring adds them up in four local numbers rather than in a list of numbers (see `_add_padded`).
         width = len(self.labels)
         self._padded = width <= PADDED
         pad = [0.0] * (PADDED - width) if self._padded else []
@@ -113,20 +113,20 @@ class TextModel:
         last = self._last
         if last is not None and last[0] is feats:
             return last[1]
-        # Added up in the order of `grams()`: its words, then its word pairs, each once (a repeated
-        # word is looked up again, and a repeated pair finds the same row again).
-        words = placeholders(feats)
+        rows = self._rows(placeholders(feats))
         width = len(self.labels)
-        if self._padded:
-            padded = self._scores_padded(words, width)
-            self._last = (feats, padded)
-            return padded
-        squares = 0.0
-        sums = [0.0] * width
-        found = 0
-        index = self._index
-        seen: set[str] = set()
+        result = self._add_padded(rows, width) if self._padded else self._add(rows, width)
+        self._last = (feats, result)
+        return result
+
+    def _rows(self, words: list[str]) -> list[tuple[float, ...]]:
+        """The rows of the grams of a text that the model knows, in the order of `grams()`: its words,
+        then its word pairs, each once (a repeated word is looked up again, and a repeated pair finds
+        the same row again), so that scores are added up in one order however they are computed."""
+        rows: list[tuple[float, ...]] = []
         pair_rows: list[tuple[float, ...]] = []
+        seen: set[str] = set()
+        index = self._index
         after: dict[str, tuple[float, ...]] | None = None  # the pairs the previous word begins
         for word in words:
             if after is not None:
@@ -140,60 +140,31 @@ class TextModel:
             own, after = entry
             if own is not None and word not in seen:
                 seen.add(word)
-                found += 1
-                squares += own[0]
-                for i in range(width):
-                    sums[i] += own[i + 1]
-        for row in pair_rows:
-            found += 1
+                rows.append(own)
+        rows.extend(pair_rows)
+        return rows
+
+    def _add(self, rows: list[tuple[float, ...]], width: int) -> list[float]:
+        squares = 0.0
+        sums = [0.0] * width
+        for row in rows:
             squares += row[0]
             for i in range(width):
                 sums[i] += row[i + 1]
-        result: list[float] = []
-        if found:
-            norm = math.sqrt(squares + self.prior)
-            for i in range(width):
-                result.append(sigmoid(self.bias[i] + sums[i] / norm))
-        else:
-            for i in range(width):
-                result.append(sigmoid(self.bias[i] + 0.0))
-        self._last = (feats, result)
-        return result
+        norm = math.sqrt(squares + self.prior) if rows else 1.0
+        return [sigmoid(self.bias[i] + sums[i] / norm) for i in range(width)]
 
-    def _scores_padded(self, words: list[str], width: int) -> list[float]:
-        """`scores` for a model of at most four labels: the same sums, in the same order, in four locals."""
+    def _add_padded(self, rows: list[tuple[float, ...]], width: int) -> list[float]:
+        """`_add` for a model of at most four labels: the same sums, in the same order, in four locals
+        (compiled, no float object is made per row)."""
         squares = s1 = s2 = s3 = s4 = 0.0
-        found = 0
-        index = self._index
-        seen: set[str] = set()
-        pair_rows: list[tuple[float, ...]] = []
-        after: dict[str, tuple[float, ...]] | None = None
-        for word in words:
-            if after is not None:
-                row = after.get(word)
-                if row is not None and not any(row is other for other in pair_rows):
-                    pair_rows.append(row)
-            entry = index.get(word)
-            if entry is None:
-                after = None
-                continue
-            own, after = entry
-            if own is not None and word not in seen:
-                seen.add(word)
-                found += 1
-                squares += own[0]
-                s1 += own[1]
-                s2 += own[2]
-                s3 += own[3]
-                s4 += own[4]
-        for row in pair_rows:
-            found += 1
+        for row in rows:
             squares += row[0]
             s1 += row[1]
             s2 += row[2]
             s3 += row[3]
             s4 += row[4]
-        norm = math.sqrt(squares + self.prior) if found else 1.0
+        norm = math.sqrt(squares + self.prior) if rows else 1.0
         sums = (s1, s2, s3, s4)
         return [sigmoid(self.bias[i] + sums[i] / norm) for i in range(width)]
 
