@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Final, Iterable, Sequence
 
 from listener.duration import format_span
 from listener.mention import Mention
@@ -530,7 +530,7 @@ def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
 # Metrics are compared as an alert shows them, rounded to 4 places. Rounding moves a value by at
 # most 0.00005 (and a difference of two by 0.0001): a value further than this from its bound is on
 # the same side of it rounded or not, and needs no round(), which costs more than the rest of a test.
-ROUNDING = 0.0002
+ROUNDING: Final = 0.0002
 
 
 def _raw_share(name: str) -> Callable[[GroupState], float | None] | None:
