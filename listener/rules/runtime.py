@@ -485,23 +485,14 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _metric(name: str) -> Callable[[GroupState], float | None]:
-    """One window metric of a group, exactly as `GroupState.value` gives it."""
+    """One count metric of a group, exactly as `GroupState.value` gives it (shares and the mean:
+    `_raw_share`, rounded where it matters)."""
     if name == "count":
         return lambda s: len(s.window)
     if name == "unique_authors":
         return lambda s: s.unique_authors()
     if name == "flagged":
         return lambda s: s.n_flag
-    if name == "share_negative":
-        return lambda s: round(s.n_neg / n, 4) if (n := len(s.window)) else 0.0
-    if name == "share_positive":
-        return lambda s: round(s.n_pos / n, 4) if (n := len(s.window)) else 0.0
-    if name == "share_neutral":
-        return lambda s: round((n - s.n_neg - s.n_pos) / n, 4) if (n := len(s.window)) else 0.0
-    if name == "mean_compound":
-        return lambda s: round(s.sum_e4 / (n * 10000), 4) if (n := len(s.window)) else None
-    if name == "share_flagged":
-        return lambda s: round(s.n_flag / n, 4) if (n := len(s.window)) else 0.0
     return lambda s: s.value(name)
 
 
@@ -515,15 +506,16 @@ def _condition_test(c: Condition) -> Callable[[GroupState], bool]:
             return lambda s: len(s.window) > bound
     if c.metric == "flagged" and c.op == ">=":
         return lambda s: s.n_flag >= bound
-    get, op = _metric(c.metric), _OPS[c.op]
-    if c.metric in ("count", "unique_authors", "flagged"):
-        if c.op == ">=":
-            return lambda s: get(s) >= bound  # type: ignore[operator]
-        return lambda s: op(get(s), bound)  # never None
+    op = _OPS[c.op]
     raw = _raw_share(c.metric)
     if raw is not None:  # a share or a mean: compared unrounded unless it is within rounding of the bound
         return lambda s: (v := raw(s)) is not None and (op(v, bound) if abs(v - bound) >= ROUNDING
                                                          else op(round(v, 4), bound))
+    get = _metric(c.metric)
+    if c.metric in ("count", "unique_authors", "flagged"):
+        if c.op == ">=":
+            return lambda s: get(s) >= bound  # type: ignore[operator]
+        return lambda s: op(get(s), bound)  # never None
     return lambda s: (v := get(s)) is not None and op(v, bound)
 
 
