@@ -119,20 +119,26 @@ class TextModel:
         self._last = (feats, result)
         return result
 
-    def _rows(self, words: list[str]) -> list[tuple[float, ...]]:
+    def _rows(self, words: list[str], names: list[str] | None = None) -> list[tuple[float, ...]]:
         """The rows of the grams of a text that the model knows, in the order of `grams()`: its words,
         then its word pairs, each once (a repeated word is looked up again, and a repeated pair finds
-        the same row again), so that scores are added up in one order however they are computed."""
+        the same row again), so that scores are added up in one order however they are computed.
+        `names`: filled with each row's word or word pair, when given (to explain a score)."""
         rows: list[tuple[float, ...]] = []
         pair_rows: list[tuple[float, ...]] = []
+        pair_names: list[str] = []
         seen: set[str] = set()
         index = self._index
         after: dict[str, tuple[float, ...]] | None = None  # the pairs the previous word begins
+        previous = ""
         for word in words:
             if after is not None:
                 row = after.get(word)
                 if row is not None and not any(row is other for other in pair_rows):
                     pair_rows.append(row)
+                    if names is not None:
+                        pair_names.append(previous + " " + word)
+            previous = word
             entry = index.get(word)
             if entry is None:
                 after = None
@@ -141,7 +147,11 @@ class TextModel:
             if own is not None and word not in seen:
                 seen.add(word)
                 rows.append(own)
+                if names is not None:
+                    names.append(word)
         rows.extend(pair_rows)
+        if names is not None:
+            names.extend(pair_names)
         return rows
 
     def _add(self, rows: list[tuple[float, ...]], width: int) -> list[float]:
@@ -169,25 +179,10 @@ class TextModel:
         return [sigmoid(self.bias[i] + sums[i] / norm) for i in range(width)]
 
     def _known(self, feats: TextFeatures) -> list[tuple[str, tuple[float, ...]]]:
-        """The grams of the text that the model knows, with their rows, in the order of `grams()`:
-        its words, then its word pairs, each once."""
-        words = placeholders(feats)
-        known: list[tuple[str, tuple[float, ...]]] = []
-        pairs: list[tuple[str, tuple[float, ...]]] = []
-        seen: set[str] = set()
-        after: dict[str, tuple[float, ...]] | None = None
-        for i, word in enumerate(words):
-            if after is not None:
-                row = after.get(word)
-                pair = words[i - 1] + " " + word
-                if row is not None and pair not in seen:
-                    seen.add(pair)
-                    pairs.append((pair, row))
-            own, after = self._index.get(word, (None, None))
-            if own is not None and word not in seen:
-                seen.add(word)
-                known.append((word, own))
-        return known + pairs
+        """The grams of the text that the model knows, with their rows, in the order of `grams()`."""
+        names: list[str] = []
+        rows = self._rows(placeholders(feats), names)
+        return list(zip(names, rows))
 
     def score(self, feats: TextFeatures, label: str) -> float:
         return self.scores(feats)[self.label_index(label)]
